@@ -1,0 +1,1 @@
+"""Infrastructure: fixed point, clock and timers, message bus, ids, config, logging."""

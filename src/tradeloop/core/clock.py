@@ -1,0 +1,166 @@
+"""Clocks and timers.
+
+The engine reads time only through a :class:`Clock`. In backtests a :class:`SimClock` is moved
+forward by the event loop, and timers fire in (time, creation order), so runs are repeatable. In
+live and paper modes a :class:`LiveClock` reads the system clock and fires timers from asyncio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+TimerCallback = Callable[[str, int], None]
+"""Called with (timer name, scheduled time ns)."""
+
+
+class Clock(Protocol):
+    def now_ns(self) -> int: ...
+
+    def set_timer(self, name: str, interval_ns: int, callback: TimerCallback, start_ns: int | None = None) -> None:
+        """Fire ``callback`` every ``interval_ns`` from ``start_ns`` (default: now + interval)."""
+
+    def set_alarm(self, name: str, at_ns: int, callback: TimerCallback) -> None:
+        """Fire ``callback`` once at ``at_ns``."""
+
+    def cancel_timer(self, name: str) -> None: ...
+
+    def call_at(self, at_ns: int, fn: Callable[[], None]) -> None:
+        """Run ``fn`` once at ``at_ns`` (used for simulated latencies). Same-time calls run in order."""
+
+
+class SimClock:
+    """Simulated time, advanced explicitly. Timers are kept in a heap and fired by :meth:`advance_to`."""
+
+    def __init__(self, start_ns: int = 0) -> None:
+        self._now = start_ns
+        self._heap: list[tuple[int, int, str]] = []
+        self._calls: list[tuple[int, int, Callable[[], None]]] = []
+        self._timers: dict[str, tuple[int, TimerCallback, int]] = {}  # name -> (interval, cb, generation)
+        self._seq = itertools.count()
+
+    def now_ns(self) -> int:
+        return self._now
+
+    def set_timer(self, name: str, interval_ns: int, callback: TimerCallback, start_ns: int | None = None) -> None:
+        if interval_ns <= 0:
+            raise ValueError("timer interval must be positive")
+        gen = next(self._seq)
+        self._timers[name] = (interval_ns, callback, gen)
+        first = start_ns if start_ns is not None else self._now + interval_ns
+        heapq.heappush(self._heap, (first, gen, name))
+
+    def set_alarm(self, name: str, at_ns: int, callback: TimerCallback) -> None:
+        gen = next(self._seq)
+        self._timers[name] = (0, callback, gen)
+        heapq.heappush(self._heap, (max(at_ns, self._now), gen, name))
+
+    def cancel_timer(self, name: str) -> None:
+        self._timers.pop(name, None)
+
+    def call_at(self, at_ns: int, fn: Callable[[], None]) -> None:
+        heapq.heappush(self._calls, (max(at_ns, self._now), next(self._seq), fn))
+
+    def next_event_ns(self) -> int | None:
+        """Time of the next timer or scheduled call, or ``None``."""
+        t = self.next_timer_ns()
+        calls = self._calls
+        if calls and (t is None or calls[0][0] < t):
+            return calls[0][0]
+        return t
+
+    def next_timer_ns(self) -> int | None:
+        """Time of the next live timer, or ``None``."""
+        heap = self._heap
+        while heap:
+            at, gen, name = heap[0]
+            entry = self._timers.get(name)
+            if entry is not None and entry[2] == gen:
+                return at
+            heapq.heappop(heap)
+        return None
+
+    def set_time(self, ts_ns: int) -> None:
+        """Move time forward without firing timers (the caller fires them first)."""
+        if ts_ns > self._now:
+            self._now = ts_ns
+
+    def advance_to(self, ts_ns: int) -> int:
+        """Run every timer and scheduled call due at or before ``ts_ns`` in (time, creation) order,
+        then set the time. Returns how many ran."""
+        fired = 0
+        calls = self._calls
+        while True:
+            at = self.next_timer_ns()
+            if calls and calls[0][0] <= ts_ns and (at is None or (calls[0][0], calls[0][1]) < (at, self._heap[0][1])):
+                call_at, _, fn = heapq.heappop(calls)
+                if call_at > self._now:
+                    self._now = call_at
+                fn()
+                fired += 1
+                continue
+            if at is None or at > ts_ns:
+                break
+            _, gen, name = heapq.heappop(self._heap)
+            interval, callback, _ = self._timers[name]
+            self._now = max(self._now, at)
+            if interval:
+                heapq.heappush(self._heap, (at + interval, gen, name))
+            else:
+                del self._timers[name]
+            callback(name, at)
+            fired += 1
+        self.set_time(ts_ns)
+        return fired
+
+
+class LiveClock:
+    """Wall-clock time; timers run on the asyncio loop of the caller."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self._loop = loop
+        self._handles: dict[str, asyncio.TimerHandle] = {}
+
+    def now_ns(self) -> int:
+        return time.time_ns()
+
+    def _get_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        return self._loop
+
+    def set_timer(self, name: str, interval_ns: int, callback: TimerCallback, start_ns: int | None = None) -> None:
+        if interval_ns <= 0:
+            raise ValueError("timer interval must be positive")
+        self.cancel_timer(name)
+        first = start_ns if start_ns is not None else self.now_ns() + interval_ns
+        self._schedule(name, first, interval_ns, callback)
+
+    def _schedule(self, name: str, at_ns: int, interval_ns: int, callback: TimerCallback) -> None:
+        loop = self._get_loop()
+        delay = max(at_ns - self.now_ns(), 0) / 1e9
+
+        def fire() -> None:
+            if interval_ns:
+                self._schedule(name, at_ns + interval_ns, interval_ns, callback)
+            else:
+                self._handles.pop(name, None)
+            callback(name, at_ns)
+
+        self._handles[name] = loop.call_later(delay, fire)
+
+    def set_alarm(self, name: str, at_ns: int, callback: TimerCallback) -> None:
+        self.cancel_timer(name)
+        self._schedule(name, at_ns, 0, callback)
+
+    def cancel_timer(self, name: str) -> None:
+        handle = self._handles.pop(name, None)
+        if handle is not None:
+            handle.cancel()
+
+    def call_at(self, at_ns: int, fn: Callable[[], None]) -> None:
+        self._get_loop().call_later(max(at_ns - self.now_ns(), 0) / 1e9, fn)

@@ -1,0 +1,1 @@
+"""Domain types: instruments, market data, order book, orders, commands, events, positions."""

@@ -1,0 +1,213 @@
+"""The order and its state machine.
+
+An :class:`Order` changes only through :meth:`Order.apply`, which checks every transition against
+one table. An event that would take the order through an illegal transition raises
+:class:`IllegalTransition` and leaves the order untouched; the OMS records it as an
+``OrderTransitionRefused`` event.
+"""
+
+from __future__ import annotations
+
+from tradeloop.model.enums import OrderStatus, OrderType, Side, TimeInForce
+from tradeloop.model.events import (
+    OrderAccepted,
+    OrderAmended,
+    OrderAmendRejected,
+    OrderCanceled,
+    OrderCancelRejected,
+    OrderDenied,
+    OrderEvent,
+    OrderExpired,
+    OrderFilled,
+    OrderInitialized,
+    OrderOutcomeUnknown,
+    OrderPendingAmend,
+    OrderPendingCancel,
+    OrderRejected,
+    OrderStatusReport,
+    OrderSubmitted,
+    OrderTransitionRefused,
+)
+from tradeloop.model.identifiers import InstrumentId
+
+S = OrderStatus
+
+# (status, event type) -> status after. Fills are resolved separately (partial vs full).
+_FILL = "fill"
+TRANSITIONS: dict[tuple[OrderStatus, type[OrderEvent]], OrderStatus | str] = {}
+
+
+def _allow(sources: tuple[OrderStatus, ...], event: type[OrderEvent], target: OrderStatus | str) -> None:
+    for s in sources:
+        TRANSITIONS[(s, event)] = target
+
+
+_WORKING = (S.ACCEPTED, S.PARTIALLY_FILLED)
+_allow((S.INITIALIZED,), OrderDenied, S.DENIED)
+_allow((S.INITIALIZED,), OrderSubmitted, S.SUBMITTED)
+_allow((S.INITIALIZED,), OrderCanceled, S.CANCELED)  # canceled before it left the engine
+_allow((S.SUBMITTED,), OrderAccepted, S.ACCEPTED)
+_allow((S.SUBMITTED,), OrderRejected, S.REJECTED)
+_allow((S.SUBMITTED, *_WORKING, S.PENDING_CANCEL, S.PENDING_AMEND), OrderFilled, _FILL)
+_allow((S.SUBMITTED, *_WORKING), OrderPendingCancel, S.PENDING_CANCEL)
+_allow((S.PENDING_AMEND,), OrderPendingCancel, S.PENDING_CANCEL)
+_allow((S.SUBMITTED, *_WORKING, S.PENDING_CANCEL, S.PENDING_AMEND), OrderCanceled, S.CANCELED)
+_allow((S.SUBMITTED, *_WORKING, S.PENDING_CANCEL, S.PENDING_AMEND), OrderExpired, S.EXPIRED)
+_allow((S.PENDING_CANCEL,), OrderCancelRejected, "restore")
+_allow(_WORKING, OrderPendingAmend, S.PENDING_AMEND)
+_allow((S.PENDING_AMEND,), OrderAmended, "restore")
+_allow((S.PENDING_AMEND,), OrderAmendRejected, "restore")
+# Accepted after a pending request was already sent (reply order is not guaranteed).
+_allow((S.PENDING_CANCEL, S.PENDING_AMEND), OrderAccepted, "keep")
+
+
+class IllegalTransition(Exception):
+    def __init__(self, order: Order, event: OrderEvent) -> None:
+        super().__init__(f"order {order.client_order_id}: {type(event).__name__} not allowed in {order.status.value}")
+        self.status = order.status
+        self.event_name = type(event).__name__
+
+
+class Order:
+    """Mutable order state, changed only by :meth:`apply`."""
+
+    __slots__ = (
+        "_resume_status",
+        "client_order_id",
+        "events",
+        "fee_total",
+        "filled_notional",
+        "filled_qty",
+        "instrument_id",
+        "order_type",
+        "outcome_unknown",
+        "post_only",
+        "price",
+        "qty",
+        "reduce_only",
+        "side",
+        "status",
+        "strategy_id",
+        "time_in_force",
+        "trade_ids",
+        "ts_last",
+        "venue_order_id",
+    )
+
+    def __init__(self, init: OrderInitialized) -> None:
+        self.client_order_id = init.client_order_id
+        self.instrument_id: InstrumentId = init.instrument_id
+        self.strategy_id = init.strategy_id
+        self.side: Side = init.side
+        self.qty = init.qty
+        self.price = init.price
+        self.order_type: OrderType = init.order_type
+        self.time_in_force: TimeInForce = init.time_in_force
+        self.post_only = init.post_only
+        self.reduce_only = init.reduce_only
+        self.status = S.INITIALIZED
+        self.venue_order_id: str | None = None
+        self.filled_qty = 0
+        self.filled_notional = 0
+        self.fee_total = 0
+        self.trade_ids: set[str] = set()
+        self.outcome_unknown = False
+        self.ts_last = init.ts
+        self.events: int = 1
+        self._resume_status = S.INITIALIZED
+
+    @property
+    def leaves_qty(self) -> int:
+        return max(self.qty - self.filled_qty, 0)
+
+    @property
+    def is_open(self) -> bool:
+        return self.status.is_open
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status.is_terminal
+
+    def can_apply(self, event: OrderEvent) -> bool:
+        if isinstance(event, OrderOutcomeUnknown | OrderStatusReport | OrderTransitionRefused):
+            return True
+        return (self.status, type(event)) in TRANSITIONS
+
+    def apply(self, event: OrderEvent) -> None:
+        """Apply one event; raises :class:`IllegalTransition` (order untouched) if not allowed.
+
+        A fill whose ``trade_id`` was already applied is ignored (venues resend fills).
+        """
+        if isinstance(event, OrderOutcomeUnknown):
+            self.outcome_unknown = True
+            self.ts_last = event.ts
+            return
+        if isinstance(event, OrderStatusReport | OrderTransitionRefused):
+            self.ts_last = event.ts
+            return
+        target = TRANSITIONS.get((self.status, type(event)))
+        if target is None:
+            raise IllegalTransition(self, event)
+        if isinstance(event, OrderFilled):
+            if event.trade_id and event.trade_id in self.trade_ids:
+                return
+            if event.last_qty <= 0 or self.filled_qty + event.last_qty > self.qty:
+                raise IllegalTransition(self, event)
+        self._mutate(event, target)
+        self.ts_last = event.ts
+        self.events += 1
+
+    def _mutate(self, event: OrderEvent, target: OrderStatus | str) -> None:
+        prev = self.status
+        if isinstance(event, OrderFilled):
+            self.filled_qty += event.last_qty
+            self.filled_notional += event.last_qty * event.last_price
+            self.fee_total += event.fee
+            if event.trade_id:
+                self.trade_ids.add(event.trade_id)
+            if event.venue_order_id:
+                self.venue_order_id = event.venue_order_id
+            self.outcome_unknown = False
+            if self.filled_qty >= self.qty:
+                self.status = S.FILLED
+            elif prev in (S.PENDING_CANCEL, S.PENDING_AMEND):
+                self._resume_status = S.PARTIALLY_FILLED
+            else:
+                self.status = S.PARTIALLY_FILLED
+            return
+        if isinstance(event, OrderAccepted):
+            self.venue_order_id = event.venue_order_id
+            self.outcome_unknown = False
+            if target == "keep":
+                if self._resume_status is S.SUBMITTED:
+                    self._resume_status = S.ACCEPTED
+                return
+        if isinstance(event, OrderAmended):
+            self.qty = event.qty
+            self.price = event.price
+            if self.filled_qty >= self.qty:
+                self.status = S.FILLED
+                return
+        if isinstance(event, OrderPendingCancel | OrderPendingAmend) and prev not in (
+            S.PENDING_CANCEL,
+            S.PENDING_AMEND,
+        ):
+            self._resume_status = prev
+        if isinstance(event, OrderRejected | OrderCanceled | OrderExpired):
+            self.outcome_unknown = False
+        if target == "restore":
+            self.status = self._resume_status
+        else:
+            assert isinstance(target, OrderStatus)
+            self.status = target
+
+    @property
+    def avg_fill_price_x(self) -> tuple[int, int]:
+        """Average fill price as the exact fraction ``(notional_nanos2, filled_qty)``."""
+        return self.filled_notional, self.filled_qty
+
+    def __repr__(self) -> str:
+        return (
+            f"Order({self.client_order_id} {self.instrument_id} {self.side.value} {self.qty}@{self.price} "
+            f"{self.status.value} filled={self.filled_qty})"
+        )

@@ -1,0 +1,1 @@
+"""Connectivity: one folder per venue with the same files, plus the simulated venue."""

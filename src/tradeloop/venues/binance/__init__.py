@@ -1,0 +1,1 @@
+"""tradeloop venues/binance."""

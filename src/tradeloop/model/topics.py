@@ -18,7 +18,7 @@ from tradeloop.model.events import (
 
 BOOK_DELTAS: Final = Topic[BookDeltas]("md.deltas", BookDeltas)
 """Normalized deltas and snapshots from venue parsers, before the book manager applies them."""
-BOOK: Final[Topic[OrderBook]] = Topic("md.book", _book.OrderBook)
+BOOK: Final = Topic[OrderBook]("md.book", OrderBook)
 """An order book right after a batch was applied and checked (valid books only)."""
 BOOK_STATUS: Final = Topic[BookStatus]("md.book_status", BookStatus)
 TRADES: Final = Topic[Trade]("md.trade", Trade)

@@ -18,6 +18,7 @@ from tradeloop.model.enums import (
     TradingState,
 )
 from tradeloop.model.identifiers import InstrumentId
+from tradeloop.model.instrument import Instrument
 
 
 class OrderEventBase(msgspec.Struct, frozen=True, tag=True, kw_only=True):
@@ -115,6 +116,8 @@ class OrderStatusReport(OrderEventBase, frozen=True, kw_only=True):
     status: OrderStatus | None
     """``None`` means the venue does not know the order."""
     filled_qty: int = 0
+    price: int | None = None
+    qty: int | None = None
 
 
 class OrderTransitionRefused(OrderEventBase, frozen=True, kw_only=True):
@@ -158,6 +161,13 @@ class MarkPrice(msgspec.Struct, frozen=True, tag=True, kw_only=True):
     price: int
 
 
+class InstrumentAdded(msgspec.Struct, frozen=True, tag=True, kw_only=True):
+    """An instrument the node trades, with its rules; journaled first so a journal is self-contained."""
+
+    ts: int
+    instrument: Instrument
+
+
 OrderEvent = (
     OrderInitialized
     | OrderDenied
@@ -177,4 +187,4 @@ OrderEvent = (
     | OrderTransitionRefused
 )
 
-Event = OrderEvent | TradingStateChanged | RiskAlert | AccountSnapshot | MarkPrice
+Event = OrderEvent | TradingStateChanged | RiskAlert | AccountSnapshot | MarkPrice | InstrumentAdded

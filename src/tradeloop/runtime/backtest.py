@@ -1,0 +1,316 @@
+"""The backtest node: the same components as live, on simulated time and simulated venues.
+
+Time model: every market data item carries its local receive time ``ts_recv``. The simulated venue
+sees it ``feed_latency`` earlier (it is the venue's own book), the engine sees it at ``ts_recv``.
+Orders reach the venue after the venue's order latency and replies come back after its response
+latency (see ``venues/sim``). Everything runs on one :class:`SimClock`, whose scheduled calls and
+timers fire in (time, creation order), so a run is byte-for-byte repeatable, journal included.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from tradeloop.core import fixed
+from tradeloop.core.bus import MessageBus
+from tradeloop.core.clock import SimClock
+from tradeloop.core.config import ConfigError, decode_config
+from tradeloop.core.ids import ClientOrderIdGenerator
+from tradeloop.data.book_manager import BookManager, MarketDataHub
+from tradeloop.model import topics
+from tradeloop.model.book import OrderBook, SequenceRule
+from tradeloop.model.commands import CancelAllOrders
+from tradeloop.model.data import BookDeltas, BookStatus, MarketData, Quote, Trade
+from tradeloop.model.events import (
+    AccountSnapshot,
+    Balance,
+    InstrumentAdded,
+    MarkPrice,
+    OrderEvent,
+    OrderFilled,
+    RiskAlert,
+    TradingStateChanged,
+)
+from tradeloop.model.identifiers import InstrumentId
+from tradeloop.model.instrument import Instrument
+from tradeloop.persistence import open_journal
+from tradeloop.persistence.journal import Journal
+from tradeloop.runtime.config import BacktestConfig
+from tradeloop.runtime.results import FillPoint, RunSeries
+from tradeloop.strategies.base import Strategy, StrategyContext
+from tradeloop.strategies.loader import load_strategy_class
+from tradeloop.trading.execution import ExecutionEngine
+from tradeloop.trading.oms import OrderManager
+from tradeloop.trading.portfolio import Portfolio
+from tradeloop.trading.risk import RiskEngine
+from tradeloop.venues.sim.execution import SimExecutionClient
+from tradeloop.venues.sim.venue import SimulatedVenue
+
+Progress = Callable[[int, int], None]
+"""Called with (items processed, engine time ns) every few thousand items."""
+
+
+@dataclass
+class BacktestStats:
+    events: int = 0
+    wall_seconds: float = 0.0
+    first_ts: int = 0
+    last_ts: int = 0
+    invariant_checks: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class BacktestEngine:
+    """Assembles and runs one backtest node."""
+
+    def __init__(
+        self,
+        config: BacktestConfig,
+        instruments: Iterable[Instrument],
+        start_ns: int,
+        sequence_rules: Mapping[str, SequenceRule] | None = None,
+        journal: Journal | None = None,
+        strategy_spec: str | None = None,
+        check_invariants: bool = False,
+    ) -> None:
+        self.config = config
+        self.instruments: dict[InstrumentId, Instrument] = {i.id: i for i in instruments}
+        if not self.instruments:
+            raise ConfigError("no instruments to trade")
+        self.clock = SimClock(start_ns)
+        self.bus = MessageBus()
+        self.journal: Journal = journal if journal is not None else open_journal(config.journal.path)
+        self.ids = ClientOrderIdGenerator(config.node_tag, start_ns)
+        self.check_invariants = check_invariants
+        self.stats = BacktestStats(first_ts=start_ns)
+        venues = sorted({iid.venue for iid in self.instruments})
+
+        self.book_manager = BookManager(self.bus, self.clock, sequence_rules or {})
+        self.hub = MarketDataHub(self.bus, self.book_manager)
+        self.portfolio = Portfolio(
+            self.instruments.values(),
+            {v: config.venue(v).balances_fixed() for v in venues},
+            valuation=config.valuation,
+        )
+        self.venues: dict[str, SimulatedVenue] = {}
+        clients: dict[str, SimExecutionClient] = {}
+        for v in venues:
+            section = config.venue(v)
+            venue_instruments = {iid: inst for iid, inst in self.instruments.items() if iid.venue == v}
+            self.venues[v] = SimulatedVenue(
+                v, venue_instruments, section.sim, self.clock, self._noop, section.balances_fixed()
+            )
+            clients[v] = SimExecutionClient(self.venues[v], self.clock, self._on_venue_event)
+        self.execution = ExecutionEngine(
+            self.clock, clients, {v: config.venue(v).throttle for v in venues}, self._on_sending
+        )
+        self.risk = RiskEngine(
+            config.risk,
+            self.clock,
+            self.instruments,
+            self.portfolio,
+            self,  # OrderView (delegates to the OMS)
+            self.book_manager,
+            self._on_risk_event,
+            self._cancel_all,
+        )
+        self.oms = OrderManager(
+            clock=self.clock,
+            bus=self.bus,
+            ids=self.ids,
+            risk=self.risk,
+            execution=self.execution,
+            journal=self.journal,
+            request_timeout_ns=config.request_timeout_ms * 1_000_000,
+        )
+        strategy_cls = load_strategy_class(strategy_spec or config.strategy.name)
+        params = dict(config.strategy.params)
+        strategy_config = decode_config(params, strategy_cls.config_type)
+        self.strategy_id = config.strategy.id
+        self.ctx = StrategyContext(
+            self.strategy_id, self.clock, self.bus, self.ids, self.instruments, self.book_manager, self.portfolio, self.oms
+        )
+        self.strategy: Strategy[Any] = strategy_cls(self.strategy_id, strategy_config, self.ctx)
+        self.series = RunSeries()
+        self._feed_latency = config.feed_latency_us * 1000
+        self._sample_interval = config.report.sample_interval_ms * 1_000_000
+        self._wire()
+        self._journal_start(start_ns)
+
+    # -- wiring -------------------------------------------------------------------------------
+
+    def _wire(self) -> None:
+        bus = self.bus
+        bus.subscribe(topics.COMMANDS, self.oms.handle_command)
+        bus.subscribe(topics.ORDER_EVENTS, self._on_order_event)
+        bus.subscribe(topics.BOOK, self._on_book)
+        bus.subscribe(topics.BOOK_STATUS, self._on_book_status)
+        bus.subscribe(topics.TRADES, self._on_trade)
+        bus.subscribe(topics.QUOTES, self._on_quote)
+
+    def _journal_start(self, ts: int) -> None:
+        for iid in sorted(self.instruments):
+            self.journal.append(InstrumentAdded(ts=ts, instrument=self.instruments[iid]))
+        for venue in sorted(self.venues):
+            balances = self.config.venue(venue).balances_fixed()
+            self.journal.append(
+                AccountSnapshot(
+                    ts=ts, venue=venue, balances=[Balance(ccy, amt) for ccy, amt in sorted(balances.items())]
+                )
+            )
+
+    @staticmethod
+    def _noop(_: object) -> None:
+        return None
+
+    def open_orders(self, instrument_id: InstrumentId | None = None) -> list[Any]:
+        return self.oms.open_orders(instrument_id)
+
+    def _on_sending(self, cmd: Any) -> None:
+        self.oms.on_sending(cmd)
+
+    def _on_venue_event(self, event: Any) -> None:
+        self.oms.on_venue_event(event)
+
+    def _cancel_all(self, reason: str) -> None:
+        self.bus.publish(
+            topics.COMMANDS, CancelAllOrders(ts=self.clock.now_ns(), strategy_id="risk", reason=reason)
+        )
+
+    def _on_risk_event(self, event: TradingStateChanged | RiskAlert) -> None:
+        self.journal.append(event)
+        self.bus.publish(topics.RISK_EVENTS, event)
+
+    def _on_order_event(self, event: OrderEvent) -> None:
+        if isinstance(event, OrderFilled):
+            self.portfolio.apply_fill(event)
+            self.series.record_fill(
+                FillPoint(
+                    ts=event.ts,
+                    instrument=str(event.instrument_id),
+                    side=event.side,
+                    price=event.last_price,
+                    qty=event.last_qty,
+                    liquidity=event.liquidity,
+                    fee=event.fee,
+                )
+            )
+            if self.check_invariants:
+                self.assert_accounting_invariant()
+            self.risk.on_equity(event.ts, self.portfolio.equity())
+        order = self.oms.order(event.client_order_id)
+        if order is not None and order.strategy_id == self.strategy_id:
+            self.strategy.on_order(event)
+            if isinstance(event, OrderFilled):
+                self.strategy.on_fill(event)
+
+    def _on_book(self, book: OrderBook) -> None:
+        mid_x2 = book.mid_x2()
+        if mid_x2 is not None:
+            iid = book.instrument_id
+            if iid not in self.portfolio.marks:
+                self.journal.append(MarkPrice(ts=self.clock.now_ns(), instrument_id=iid, price=mid_x2 // 2))
+            self.portfolio.update_mark(iid, mid_x2 // 2)
+        self.strategy.on_book(book)
+
+    def _on_book_status(self, status: BookStatus) -> None:
+        self.journal.append(status)
+        self.strategy.on_book_status(status)
+
+    def _on_trade(self, trade: Trade) -> None:
+        self.strategy.on_trade(trade)
+
+    def _on_quote(self, quote: Quote) -> None:
+        self.strategy.on_quote(quote)
+
+    # -- running ------------------------------------------------------------------------------
+
+    def assert_accounting_invariant(self) -> None:
+        """``cash + sum(position x mark) == equity == initial + realized + unrealized - fees``, exactly."""
+        p = self.portfolio
+        equity = p.equity()
+        by_parts = p.cash() + sum(
+            fixed.mul(pos.qty, p.marks[iid]) if iid in p.marks else pos.cost
+            for iid, pos in p.positions.items()
+            if pos.qty
+        )
+        if equity != by_parts:
+            raise AssertionError(f"equity {equity} != cash + positions x marks {by_parts}")
+        if p.initial_equity is not None and equity - p.initial_equity != p.pnl():
+            raise AssertionError(f"equity change {equity - p.initial_equity} != realized+unrealized-fees {p.pnl()}")
+        self.stats.invariant_checks += 1
+
+    def _sample(self, _name: str, ts: int) -> None:
+        p = self.portfolio
+        equity = p.equity()
+        inventory = {str(iid): pos.qty for iid, pos in p.positions.items()}
+        mids: dict[str, int | None] = {}
+        for iid in self.instruments:
+            book = self.book_manager.book(iid)
+            mid_x2 = book.mid_x2() if book is not None and book.valid else None
+            mids[str(iid)] = mid_x2 // 2 if mid_x2 is not None else None
+        self.series.record_sample(ts, equity, inventory, mids)
+        self.risk.on_equity(ts, equity)
+        for key, order_ids in self._quote_view().items():
+            self.series.record_quote(key, ts, *order_ids)
+
+    def _quote_view(self) -> dict[str, tuple[int | None, int | None]]:
+        out: dict[str, tuple[int | None, int | None]] = {}
+        for iid in sorted(self.instruments):
+            bids = [o.price for o in self.oms.open_orders(iid) if o.side.value == "BUY" and o.price is not None]
+            asks = [o.price for o in self.oms.open_orders(iid) if o.side.value == "SELL" and o.price is not None]
+            if bids or asks:
+                out[str(iid)] = (max(bids) if bids else None, min(asks) if asks else None)
+        return out
+
+    def run(self, source: Iterator[tuple[int, MarketData]], progress: Progress | None = None) -> BacktestStats:
+        """Feed every item of ``source`` (in ``ts_recv`` order) through venue and engine."""
+        clock = self.clock
+        hub_on_data = self.hub.on_data
+        venues = self.venues
+        latency = self._feed_latency
+        started = time.perf_counter()
+        self.strategy.on_start()
+        clock.set_timer("report.sample", self._sample_interval, self._sample)
+        n = 0
+        last_ts = self.stats.first_ts
+        for ts_recv, item in source:
+            venue = venues.get(item.instrument_id.venue)
+            if latency:
+                clock.advance_to(ts_recv - latency)
+                if venue is not None and not isinstance(item, BookStatus):
+                    venue.on_market_data(item)
+                clock.call_at(ts_recv, _deliver(hub_on_data, item))
+            else:
+                clock.advance_to(ts_recv)
+                if venue is not None and not isinstance(item, BookStatus):
+                    venue.on_market_data(item)
+                hub_on_data(item)
+            n += 1
+            last_ts = ts_recv
+            if progress is not None and n % 4096 == 0:
+                progress(n, ts_recv)
+        clock.advance_to(last_ts + latency)
+        self.strategy.on_stop()
+        # Let replies to the final cancels come back.
+        clock.advance_to(last_ts + latency + 2 * self.config.request_timeout_ms * 1_000_000)
+        clock.cancel_timer("report.sample")
+        self._sample("report.sample", clock.now_ns())
+        self.journal.flush()
+        self.stats.events = n
+        self.stats.last_ts = clock.now_ns()
+        self.stats.wall_seconds = time.perf_counter() - started
+        if progress is not None:
+            progress(n, last_ts)
+        return self.stats
+
+
+def _deliver(fn: Callable[[MarketData], None], item: MarketData) -> Callable[[], None]:
+    return lambda: fn(item)
+
+
+def instruments_from_deltas(items: Iterable[BookDeltas | Trade | Quote]) -> set[InstrumentId]:
+    return {i.instrument_id for i in items}

@@ -1,0 +1,83 @@
+"""Node configuration for backtests: one TOML file, decoded strictly.
+
+Every section has defaults, so ``tradeloop backtest`` runs with no file at all (the synthetic
+market, two simulated venues, the market-making demo). Amounts are decimal strings (``"100000"``)
+turned into exact fixed point, never TOML floats.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from tradeloop.core import fixed
+from tradeloop.core.config import ConfigError, load_config
+from tradeloop.data.synthetic import SyntheticConfig
+from tradeloop.trading.execution import ThrottleConfig
+from tradeloop.trading.risk_config import RiskConfig
+from tradeloop.venues.sim.config import SimVenueConfig
+
+
+class VenueSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """A simulated venue account: starting balances, matching/latency model, order-entry budget."""
+
+    balances: dict[str, str] = msgspec.field(default_factory=lambda: {"USDT": "100000", "BTC": "1"})
+    sim: SimVenueConfig = msgspec.field(default_factory=SimVenueConfig)
+    throttle: ThrottleConfig = msgspec.field(default_factory=ThrottleConfig)
+
+    def balances_fixed(self) -> dict[str, int]:
+        try:
+            return {ccy: fixed.parse(amount) for ccy, amount in self.balances.items()}
+        except fixed.FixedPointError as exc:
+            raise ConfigError(f"venues.*.balances: {exc}") from None
+
+
+class StrategySection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``name`` is a built-in name, ``module:Class`` or ``path.py:Class``; ``params`` its config."""
+
+    name: str = "market_making"
+    id: str = "S1"
+    params: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class DataSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    files: list[str] = msgspec.field(default_factory=list)
+    """Recordings to replay instead of the synthetic market."""
+    strict: bool = False
+    """Stop at the first malformed line instead of reporting and skipping it."""
+
+
+class JournalSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    path: str | None = None
+    """SQLite file; ``None`` keeps the journal in memory."""
+
+
+class ReportSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    path: str | None = None
+    sample_interval_ms: int = 1000
+
+
+class BacktestConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    seed: int = 7
+    node_tag: str = "BT"
+    valuation: str = "USDT"
+    feed_latency_us: int = 0
+    """Delay between the venue seeing market data and the strategy seeing it (simulated)."""
+    request_timeout_ms: int = 5000
+    synthetic: SyntheticConfig = msgspec.field(default_factory=SyntheticConfig)
+    data: DataSection = msgspec.field(default_factory=DataSection)
+    venues: dict[str, VenueSection] = msgspec.field(default_factory=dict)
+    risk: RiskConfig = msgspec.field(default_factory=RiskConfig)
+    strategy: StrategySection = msgspec.field(default_factory=StrategySection)
+    journal: JournalSection = msgspec.field(default_factory=JournalSection)
+    report: ReportSection = msgspec.field(default_factory=ReportSection)
+
+    def venue(self, name: str) -> VenueSection:
+        return self.venues.get(name) or VenueSection()
+
+
+def load_backtest_config(path: str | Path | None) -> BacktestConfig:
+    """Load and validate a backtest config (``None``: defaults plus environment overrides)."""
+    return load_config(path, BacktestConfig)

@@ -186,6 +186,7 @@ class OrderManager:
                 order, OrderDenied(ts=init.ts, instrument_id=cmd.instrument_id, client_order_id=cid, reason=reason)
             )
             return cid
+        self._open[cid] = order  # passed risk: counts as open (risk limits) even while throttled
         self._execution.submit(cmd)
         return cid
 
@@ -393,7 +394,7 @@ class OrderManager:
         self._record(event, durable)
         if order.is_open:
             self._open[order.client_order_id] = order
-        else:
+        elif order.status is not OrderStatus.INITIALIZED:
             self._open.pop(order.client_order_id, None)
             if order.is_terminal:
                 self._answered(order)

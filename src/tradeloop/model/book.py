@@ -3,7 +3,9 @@
 Each side is a dict ``price -> size`` plus a sorted list of its prices, kept so that the best
 price is always the last element (bids ascending; asks stored negated, ascending). Best bid/ask
 is then O(1), the top N levels a slice, and inserting or removing a level near the top moves few
-pointers.
+pointers. With the C accelerator (``tradeloop.core.fastparse``) the sorted keys live in a
+``PriceLadder`` (an int64 array that reads like a list) and levels are applied in C; a key beyond
+int64 turns that side back into a plain list.
 
 Sequence rules differ by venue; :class:`SequenceRule` names the ones in use and the venue's
 parser or book manager picks one. A book that fails a rule, a checksum or the crossed-book check
@@ -15,7 +17,9 @@ from __future__ import annotations
 from bisect import bisect_left, insort
 from collections.abc import Callable
 from enum import IntEnum
+from typing import Final, cast
 
+from tradeloop.core.fastparse import PriceKeys, book_apply_side, new_price_keys
 from tradeloop.model.data import BookDeltas, Level
 from tradeloop.model.identifiers import InstrumentId
 
@@ -45,6 +49,37 @@ class ApplyResult(IntEnum):
 
 
 ChecksumFn = Callable[["OrderBook"], int]
+
+# Members as module constants for the hot path: attribute access on an Enum class costs ~100 ns on 3.11.
+_APPLIED: Final = ApplyResult.APPLIED
+_STALE: Final = ApplyResult.STALE
+_INVALID: Final = ApplyResult.INVALID
+_RANGE: Final = SequenceRule.RANGE
+_PREV_LINK: Final = SequenceRule.PREV_LINK
+
+
+def _apply_side_py(levels: list[Level], side: dict[int, int], prices: list[int], sign: int) -> None:
+    """Apply absolute levels to one side (size <= 0 deletes). The reference for the C version.
+
+    ``side`` maps price -> size; ``prices`` holds ``sign * price`` for every key, ascending, so the
+    best level is last for both bids (sign 1) and asks (sign -1).
+    """
+    for price, qty in levels:
+        if qty > 0:
+            if price not in side:
+                insort(prices, sign * price)
+            side[price] = qty
+        elif side.pop(price, None) is not None:
+            key = sign * price
+            if prices[-1] == key:
+                prices.pop()
+            else:
+                del prices[bisect_left(prices, key)]
+
+
+_ApplySide = Callable[[list[Level], dict[int, int], PriceKeys, int], None]
+# Without the accelerator every side's keys are a list (new_price_keys returns its argument).
+_apply_side_impl = cast(_ApplySide, _apply_side_py) if book_apply_side is None else book_apply_side
 
 
 class OrderBook:
@@ -81,8 +116,8 @@ class OrderBook:
         self.check_crossed = check_crossed
         self.bids: dict[int, int] = {}
         self.asks: dict[int, int] = {}
-        self._bid_px: list[int] = []  # ascending; best bid last
-        self._ask_px: list[int] = []  # negated prices ascending; best ask last
+        self._bid_px: PriceKeys = new_price_keys([])  # ascending; best bid last
+        self._ask_px: PriceKeys = new_price_keys([])  # negated prices ascending; best ask last
         self.last_seq = -1
         self.valid = False
         self.invalid_reason = "no snapshot yet"
@@ -97,8 +132,8 @@ class OrderBook:
         """Replace the whole book; makes an invalid book valid again (unless it is crossed)."""
         self.bids = {p: q for p, q in snapshot.bids if q > 0}
         self.asks = {p: q for p, q in snapshot.asks if q > 0}
-        self._bid_px = sorted(self.bids)
-        self._ask_px = sorted(-p for p in self.asks)
+        self._bid_px = new_price_keys(sorted(self.bids))
+        self._ask_px = new_price_keys(sorted(-p for p in self.asks))
         self.last_seq = snapshot.last_seq
         self._first_after_snapshot = True
         self.ts_event = snapshot.ts_event
@@ -117,14 +152,24 @@ class OrderBook:
         if deltas.snapshot:
             return self.apply_snapshot(deltas)
         if not self.valid:
-            return ApplyResult.INVALID
+            return _INVALID
         rule = self.sequence_rule
         if rule:
             verdict = self._check_sequence(deltas)
-            if verdict is not ApplyResult.APPLIED:
+            if verdict is not _APPLIED:
                 return verdict
-        self._apply_side(deltas.bids, self.bids, self._bid_px, 1)
-        self._apply_side(deltas.asks, self.asks, self._ask_px, -1)
+        try:
+            _apply_side_impl(deltas.bids, self.bids, self._bid_px, 1)
+            _apply_side_impl(deltas.asks, self.asks, self._ask_px, -1)
+        except (OverflowError, TypeError):
+            # A PriceLadder cannot hold this key: continue on plain lists. Levels are absolute, so
+            # applying the whole batch again on top of the part already applied gives the same book.
+            if isinstance(self._bid_px, list) and isinstance(self._ask_px, list):
+                raise
+            self._bid_px = self._bid_px[:]
+            self._ask_px = self._ask_px[:]
+            _apply_side_impl(deltas.bids, self.bids, self._bid_px, 1)
+            _apply_side_impl(deltas.asks, self.asks, self._ask_px, -1)
         if deltas.last_seq >= 0:
             self.last_seq = deltas.last_seq
         self._first_after_snapshot = False
@@ -133,53 +178,44 @@ class OrderBook:
         self.update_count += 1
         return self._check_after(deltas)
 
-    @staticmethod
-    def _apply_side(levels: list[Level], side: dict[int, int], prices: list[int], sign: int) -> None:
-        for price, qty in levels:
-            if qty > 0:
-                if price not in side:
-                    insort(prices, sign * price)
-                side[price] = qty
-            elif side.pop(price, None) is not None:
-                key = sign * price
-                if prices[-1] == key:
-                    prices.pop()
-                else:
-                    del prices[bisect_left(prices, key)]
+    _apply_side = staticmethod(_apply_side_impl)
+    """``tradeloop.core._fastparse.apply_side`` when the accelerator is built, else ``_apply_side_py``."""
 
     def _check_sequence(self, d: BookDeltas) -> ApplyResult:
         last = self.last_seq
         rule = self.sequence_rule
-        if rule is SequenceRule.RANGE:
+        if rule is _RANGE:
             if d.last_seq <= last:
-                return ApplyResult.STALE
+                return _STALE
             ok = d.first_seq <= last + 1 if self._first_after_snapshot else d.first_seq == last + 1
-        elif rule is SequenceRule.PREV_LINK:
+        elif rule is _PREV_LINK:
             if d.last_seq < last:
-                return ApplyResult.STALE
+                return _STALE
             if self._first_after_snapshot:
                 ok = d.first_seq <= last <= d.last_seq
             else:
                 ok = d.prev_seq == last
         else:  # INCREMENT
             if d.last_seq <= last:
-                return ApplyResult.STALE
+                return _STALE
             ok = d.first_seq == last + 1
         if ok:
-            return ApplyResult.APPLIED
+            return _APPLIED
         self.invalidate(f"sequence gap: book at {last}, batch {d.first_seq}..{d.last_seq} prev {d.prev_seq}")
-        return ApplyResult.INVALID
+        return _INVALID
 
     def _check_after(self, d: BookDeltas) -> ApplyResult:
-        if self.check_crossed and self._bid_px and self._ask_px and self._bid_px[-1] >= -self._ask_px[-1]:
-            self.invalidate(f"crossed book: bid {self._bid_px[-1]} >= ask {-self._ask_px[-1]}")
-            return ApplyResult.INVALID
+        bid_px = self._bid_px
+        ask_px = self._ask_px
+        if self.check_crossed and bid_px and ask_px and bid_px[-1] >= -ask_px[-1]:
+            self.invalidate(f"crossed book: bid {bid_px[-1]} >= ask {-ask_px[-1]}")
+            return _INVALID
         if d.checksum is not None and self.checksum_fn is not None:
             local = self.checksum_fn(self)
             if local != d.checksum:
                 self.invalidate(f"checksum mismatch: venue {d.checksum}, local {local}")
-                return ApplyResult.INVALID
-        return ApplyResult.APPLIED
+                return _INVALID
+        return _APPLIED
 
     def invalidate(self, reason: str) -> None:
         """Mark the book unusable until the next snapshot."""

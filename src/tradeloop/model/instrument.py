@@ -58,8 +58,8 @@ class Instrument(msgspec.Struct, frozen=True, kw_only=True):
         return price > 0 and price % self.tick_size == 0
 
     def is_valid_qty(self, qty: int) -> bool:
-        return qty > 0 and qty % self.lot_size == 0 and qty >= self.min_qty and (
-            self.max_qty == 0 or qty <= self.max_qty
+        return (
+            qty > 0 and qty % self.lot_size == 0 and qty >= self.min_qty and (self.max_qty == 0 or qty <= self.max_qty)
         )
 
     def notional(self, price: int, qty: int) -> int:

@@ -57,8 +57,11 @@ _allow((S.PENDING_CANCEL,), OrderCancelRejected, "restore")
 _allow(_WORKING, OrderPendingAmend, S.PENDING_AMEND)
 _allow((S.PENDING_AMEND,), OrderAmended, "restore")
 _allow((S.PENDING_AMEND,), OrderAmendRejected, "restore")
-# Accepted after a pending request was already sent (reply order is not guaranteed).
+# Replies to requests sent before the current one (reply order is not guaranteed): an acceptance
+# after a cancel or amend was sent, an amend's answer after a cancel was sent.
 _allow((S.PENDING_CANCEL, S.PENDING_AMEND), OrderAccepted, "keep")
+_allow((S.PENDING_CANCEL,), OrderAmended, "keep")
+_allow((S.PENDING_CANCEL,), OrderAmendRejected, "keep")
 
 
 class IllegalTransition(Exception):
@@ -178,16 +181,16 @@ class Order:
         if isinstance(event, OrderAccepted):
             self.venue_order_id = event.venue_order_id
             self.outcome_unknown = False
-            if target == "keep":
-                if self._resume_status is S.SUBMITTED:
-                    self._resume_status = S.ACCEPTED
-                return
+            if target == "keep" and self._resume_status is S.SUBMITTED:
+                self._resume_status = S.ACCEPTED
         if isinstance(event, OrderAmended):
             self.qty = event.qty
             self.price = event.price
             if self.filled_qty >= self.qty:
                 self.status = S.FILLED
                 return
+        if target == "keep":
+            return
         if isinstance(event, OrderPendingCancel | OrderPendingAmend) and prev not in (
             S.PENDING_CANCEL,
             S.PENDING_AMEND,

@@ -62,7 +62,7 @@ def rebuild_state(records: Iterable[JournalRecord], valuation: str = "USDT") -> 
             order = state.orders.get(record.client_order_id)
             if order is None:
                 continue  # events for orders this node never created are journaled for audit only
-            order.apply(record)  # type: ignore[arg-type]
+            order.apply(record)
             if isinstance(record, OrderFilled):
                 portfolio.apply_fill(record)
     if state.portfolio is None:

@@ -131,7 +131,14 @@ class BacktestEngine:
         strategy_config = decode_config(params, strategy_cls.config_type)
         self.strategy_id = config.strategy.id
         self.ctx = StrategyContext(
-            self.strategy_id, self.clock, self.bus, self.ids, self.instruments, self.book_manager, self.portfolio, self.oms
+            self.strategy_id,
+            self.clock,
+            self.bus,
+            self.ids,
+            self.instruments,
+            self.book_manager,
+            self.portfolio,
+            self.oms,
         )
         self.strategy: Strategy[Any] = strategy_cls(self.strategy_id, strategy_config, self.ctx)
         self.series = RunSeries()
@@ -144,7 +151,7 @@ class BacktestEngine:
 
     def _wire(self) -> None:
         bus = self.bus
-        bus.subscribe(topics.COMMANDS, self.oms.handle_command)
+        bus.subscribe(topics.COMMANDS, self.oms.on_command)
         bus.subscribe(topics.ORDER_EVENTS, self._on_order_event)
         bus.subscribe(topics.BOOK, self._on_book)
         bus.subscribe(topics.BOOK_STATUS, self._on_book_status)
@@ -176,9 +183,7 @@ class BacktestEngine:
         self.oms.on_venue_event(event)
 
     def _cancel_all(self, reason: str) -> None:
-        self.bus.publish(
-            topics.COMMANDS, CancelAllOrders(ts=self.clock.now_ns(), strategy_id="risk", reason=reason)
-        )
+        self.bus.publish(topics.COMMANDS, CancelAllOrders(ts=self.clock.now_ns(), strategy_id="risk", reason=reason))
 
     def _on_risk_event(self, event: TradingStateChanged | RiskAlert) -> None:
         self.journal.append(event)

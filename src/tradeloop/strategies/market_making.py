@@ -17,7 +17,7 @@ from tradeloop.core import fixed
 from tradeloop.model.book import OrderBook
 from tradeloop.model.data import BookStatus
 from tradeloop.model.enums import OrderStatus, Side
-from tradeloop.model.events import OrderEvent
+from tradeloop.model.events import OrderAmendRejected, OrderDenied, OrderEvent, OrderRejected
 from tradeloop.model.identifiers import InstrumentId
 from tradeloop.model.order import Order
 from tradeloop.strategies.base import Strategy, StrategyConfig, StrategyContext
@@ -33,6 +33,8 @@ class MarketMakingConfig(StrategyConfig, frozen=True, kw_only=True):
     inventory_skew_bps: int = 3
     refresh_ticks: int = 3
     post_only: bool = True
+    reject_cooldown_ms: int = 200
+    """After a rejected quote or amend, leave that side alone this long (no reject storms)."""
 
 
 class MarketMaking(Strategy[MarketMakingConfig]):
@@ -48,6 +50,7 @@ class MarketMaking(Strategy[MarketMakingConfig]):
         self._max_inv = fixed.parse(config.max_inventory)
         self._quotes: dict[tuple[InstrumentId, Side], str] = {}
         self._watched = set(self.instrument_ids)
+        self._cooldown_until: dict[tuple[InstrumentId, Side], int] = {}
 
     def fair_price(self, book: OrderBook) -> float | None:
         """Imbalance-skewed fair price (float signal), or ``None`` if the book has an empty side."""
@@ -74,10 +77,12 @@ class MarketMaking(Strategy[MarketMakingConfig]):
         bid = fixed.from_float_for_signal(center - half, inst.tick_size, "floor")
         ask = fixed.from_float_for_signal(center + half, inst.tick_size, "ceil")
         best_bid, best_ask = book.best_bid(), book.best_ask()
-        if self.config.post_only and best_ask is not None and bid >= best_ask:
-            bid = best_ask - inst.tick_size
-        if self.config.post_only and best_bid is not None and ask <= best_bid:
-            ask = best_bid + inst.tick_size
+        if self.config.post_only:
+            # Join the touch at most: a quote one tick inside a one-tick spread is racing the venue.
+            if best_bid is not None:
+                bid = min(bid, best_bid)
+            if best_ask is not None:
+                ask = max(ask, best_ask)
         return (
             bid if pos + self._qty <= self._max_inv else None,
             ask if pos - self._qty >= -self._max_inv else None,
@@ -88,6 +93,13 @@ class MarketMaking(Strategy[MarketMakingConfig]):
         if iid not in self._watched:
             return
         bid, ask = self.target_quotes(book)
+        # Never quote into our own opposite order (the risk engine would deny it as a self-trade).
+        tick = self.ctx.instrument(iid).tick_size
+        own_ask, own_bid = self._working(iid, Side.SELL), self._working(iid, Side.BUY)
+        if bid is not None and own_ask is not None and own_ask.price is not None and bid >= own_ask.price:
+            bid = own_ask.price - tick
+        if ask is not None and own_bid is not None and own_bid.price is not None and ask <= own_bid.price:
+            ask = own_bid.price + tick
         self._requote(iid, Side.BUY, bid)
         self._requote(iid, Side.SELL, ask)
 
@@ -102,6 +114,9 @@ class MarketMaking(Strategy[MarketMakingConfig]):
         return order
 
     def _requote(self, iid: InstrumentId, side: Side, price: int | None) -> None:
+        until = self._cooldown_until.get((iid, side))
+        if until is not None and self.ctx.now_ns() < until and price is not None:
+            return
         order = self._working(iid, side)
         if order is not None:
             if order.status not in (OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED):
@@ -123,10 +138,15 @@ class MarketMaking(Strategy[MarketMakingConfig]):
             self.ctx.cancel_all(status.instrument_id)
 
     def on_order(self, event: OrderEvent) -> None:
-        # Quotes replaced by cancel/replace come back under a new client id: follow it.
         order = self.ctx.order(event.client_order_id)
-        if order is None or order.is_terminal:
+        if order is None:
             return
+        if isinstance(event, OrderRejected | OrderAmendRejected | OrderDenied):
+            cooldown = self.config.reject_cooldown_ms * 1_000_000
+            self._cooldown_until[(order.instrument_id, order.side)] = self.ctx.now_ns() + cooldown
+        if order.is_terminal:
+            return
+        # Quotes replaced by cancel/replace come back under a new client id: follow it.
         key = (order.instrument_id, order.side)
         if key not in self._quotes or self._working(*key) is None:
             self._quotes[key] = order.client_order_id

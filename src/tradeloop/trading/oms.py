@@ -59,6 +59,7 @@ from tradeloop.model.events import (
 )
 from tradeloop.model.identifiers import InstrumentId
 from tradeloop.model.order import IllegalTransition, Order
+from tradeloop.persistence.codec import JournalRecord
 from tradeloop.trading.execution import ExecutionEngine
 
 log = get_logger("tradeloop.oms")
@@ -67,9 +68,9 @@ log = get_logger("tradeloop.oms")
 class RecordSink(Protocol):
     """Where the OMS writes what happened (the journal)."""
 
-    def append(self, record: msgspec.Struct) -> int: ...
+    def append(self, record: JournalRecord) -> int: ...
 
-    def append_durable(self, record: msgspec.Struct) -> int: ...
+    def append_durable(self, record: JournalRecord) -> int: ...
 
 
 class PreTradeRisk(Protocol):
@@ -135,6 +136,10 @@ class OrderManager:
         return [o for o in self.orders.values() if o.outcome_unknown]
 
     # -- commands -----------------------------------------------------------------------------
+
+    def on_command(self, cmd: TradingCommand) -> None:
+        """Bus handler for ``topics.COMMANDS``."""
+        self.handle_command(cmd)
 
     def handle_command(self, cmd: TradingCommand) -> str | None:
         """Process one command; for a submit, returns the order's client order id."""
@@ -382,7 +387,9 @@ class OrderManager:
                 status=exc.status,
                 event=exc.event_name,
             )
-            log.warning(
+            # A late reply to an order that already ended (e.g. an amend reject after the fill) is a normal
+            # race; anything else is an anomaly worth a warning. Both are journaled.
+            (log.info if order.is_terminal else log.warning)(
                 "illegal order transition refused",
                 client_order_id=order.client_order_id,
                 status=exc.status.value,
@@ -401,7 +408,7 @@ class OrderManager:
         self._bus.publish(topics.ORDER_EVENTS, event)
         return True
 
-    def _record(self, record: msgspec.Struct, durable: bool = False) -> None:
+    def _record(self, record: JournalRecord, durable: bool = False) -> None:
         if durable and self._durable:
             self._journal.append_durable(record)
         else:

@@ -108,6 +108,8 @@ LEGAL: dict[tuple[OrderStatus, str], OrderStatus] = {
     (S.PENDING_CANCEL, "cancel_rejected"): S.ACCEPTED,
     (S.PENDING_CANCEL, "expired"): S.EXPIRED,
     (S.PENDING_CANCEL, "accepted"): S.PENDING_CANCEL,
+    (S.PENDING_CANCEL, "amended"): S.PENDING_CANCEL,  # the amend's reply overtaken by a cancel request
+    (S.PENDING_CANCEL, "amend_rejected"): S.PENDING_CANCEL,
     (S.PENDING_AMEND, "fill_part"): S.PENDING_AMEND,
     (S.PENDING_AMEND, "fill_all"): S.FILLED,
     (S.PENDING_AMEND, "amended"): S.ACCEPTED,
@@ -172,3 +174,12 @@ def test_duplicate_fill_ignored_and_amend_updates_price() -> None:
     order.apply(EVENTS["pending_amend"]())
     order.apply(EVENTS["amended"]())
     assert order.price == fixed.parse("101") and order.status is S.PARTIALLY_FILLED
+
+
+def test_amend_reply_after_cancel_request_keeps_cancel_pending_and_applies_new_terms() -> None:
+    order = make_order(S.PENDING_AMEND)
+    order.apply(EVENTS["pending_cancel"]())
+    order.apply(EVENTS["amended"]())
+    assert order.status is S.PENDING_CANCEL and order.price == fixed.parse("101")
+    order.apply(EVENTS["cancel_rejected"]())
+    assert order.status is S.ACCEPTED

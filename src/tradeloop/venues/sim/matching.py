@@ -49,6 +49,10 @@ def crosses(side: Side, price: int, opposite_price: int) -> bool:
     return opposite_price <= price if side is Side.BUY else opposite_price >= price
 
 
+_MAX_EARLY = 10_000
+"""Deltas held while waiting for the first snapshot."""
+
+
 class _OwnSide:
     """Our resting orders on one side: price -> orders in time priority; prices kept best first."""
 
@@ -103,6 +107,8 @@ class MatchingEngine:
         self._now = now
         self._sink = sink
         self.book = OrderBook(instrument.id, SequenceRule.NONE, check_crossed=False)
+        self._early: list[BookDeltas] = []
+        self._synced = False
         # Start valid and empty so a replay may begin with deltas; a snapshot replaces it.
         self.book.apply_snapshot(BookDeltas(instrument.id, 0, 0, -1, -1, [], [], snapshot=True))
         self._own: dict[Side, _OwnSide] = {Side.BUY: _OwnSide(True), Side.SELL: _OwnSide(False)}
@@ -115,9 +121,24 @@ class MatchingEngine:
     # -- market data --------------------------------------------------------------------------
 
     def on_book(self, deltas: BookDeltas) -> None:
-        """Apply a batch (or snapshot) from the feed, move queues, then fill orders the book crossed."""
+        """Apply a batch (or snapshot) from the feed, move queues, then fill orders the book crossed.
+
+        Deltas that arrive before the first snapshot are held and, once it comes, those not entirely
+        older than it are applied (a capture's snapshot is often fetched after the stream started).
+        """
         self._has_depth = True
+        if not self._synced and not deltas.snapshot:
+            if len(self._early) < _MAX_EARLY:
+                self._early.append(deltas)
+            return
         self._apply(deltas)
+        if deltas.snapshot:
+            self._synced = True
+        if deltas.snapshot and self._early:
+            early, self._early = self._early, []
+            for held in early:
+                if held.last_seq > deltas.last_seq:
+                    self._apply(held)
 
     def on_quote(self, quote: Quote) -> None:
         """Use best bid/ask as a one-level book, but only for instruments without depth data."""

@@ -1,0 +1,97 @@
+"""The ``tradeloop`` command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from tradeloop.core.config import ConfigError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="tradeloop: event-driven, deterministic multi-venue crypto trading engine.",
+)
+console = Console(stderr=True)
+
+
+@app.callback()
+def _root() -> None:
+    """tradeloop: backtest, paper and live trading on one deterministic core."""
+
+
+@app.command()
+def backtest(
+    strategy: str | None = typer.Option(
+        None, "--strategy", help="Built-in name, module:Class or path.py:Class (default: from config)."
+    ),
+    config: Path | None = typer.Option(None, "--config", exists=True, dir_okay=False, help="TOML config file."),
+    data: list[Path] | None = typer.Option(
+        None, "--data", help="Recordings to replay instead of the synthetic market (repeatable, or several after it)."
+    ),
+    journal: Path | None = typer.Option(None, "--journal", help="SQLite journal path (default: in memory)."),
+    report: Path | None = typer.Option(None, "--report", help="Where to write the HTML report."),
+    seed: int | None = typer.Option(None, "--seed", help="Seed of the synthetic market and strategy randomness."),
+    strict: bool = typer.Option(False, "--strict", help="Stop at the first malformed recording line."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    log_file: Path | None = typer.Option(
+        None, "--log-file", help="Write JSON logs here (default: warnings to stderr)."
+    ),
+    log_level: str = typer.Option("WARNING", "--log-level", help="DEBUG, INFO, WARNING or ERROR."),
+) -> None:
+    """Run a backtest: the demo market maker on the synthetic market unless told otherwise."""
+    from tradeloop.core.logging import configure_logging
+    from tradeloop.runtime.runner import BacktestRequest, run_backtest
+
+    configure_logging(log_level, path=str(log_file) if log_file else None)
+
+    request = BacktestRequest(
+        config_path=config,
+        strategy=strategy,
+        data=[str(p) for p in data] if data else [],
+        journal=str(journal) if journal else None,
+        report=str(report) if report else None,
+        seed=seed,
+        strict=strict,
+        progress=progress,
+    )
+    try:
+        outcome = run_backtest(request, console=console)
+    except ConfigError as exc:
+        console.print(f"[red]config error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    if outcome.errors:
+        raise typer.Exit(1)
+
+
+def _expand_data_args(args: list[str]) -> list[str]:
+    """Allow ``--data a.gz b.gz`` (several files after one flag) as well as repeated ``--data``."""
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        out.append(arg)
+        if arg == "--data":
+            j = i + 1
+            while j < len(args) and not args[j].startswith("-"):
+                if j > i + 1:
+                    out.append("--data")
+                out.append(args[j])
+                j += 1
+            i = j
+            continue
+        i += 1
+    return out
+
+
+def main() -> None:
+    import sys
+
+    sys.argv[1:] = _expand_data_args(sys.argv[1:])
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""A journal held in memory: for tests, and for runs that ask for no journal file.
+
+Records are encoded exactly as the SQLite journal encodes them, so the digest of a memory journal
+equals the digest of a SQLite journal holding the same records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from tradeloop.persistence.codec import JournalEntry, JournalRecord, Row, read_canonical
+from tradeloop.persistence.journal import JournalBase, StrPath
+
+
+class MemoryJournal(JournalBase):
+    """A :class:`~tradeloop.persistence.journal.Journal` in a Python list. Every append is "committed" at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._rows: list[Row] = []
+        self._row = self._codec.encode_row
+
+    @classmethod
+    def load(cls, path: StrPath) -> MemoryJournal:
+        """A memory journal holding the records of an exported canonical stream (see ``export``)."""
+        journal = cls()
+        with open(path, "rb") as stream:
+            journal._rows.extend(read_canonical(stream))
+        return journal
+
+    def append(self, record: JournalRecord) -> int:
+        """Append ``record``; returns its seq."""
+        if self._closed:
+            self._check_open()
+        rows = self._rows
+        seq = len(rows) + 1
+        rows.append(self._row(seq, record))
+        return seq
+
+    def append_many(self, records: Iterable[JournalRecord]) -> int:
+        """Append ``records`` in order (all or none, if one cannot be journaled); returns the last seq."""
+        self._check_open()
+        self._rows.extend(self._codec.encode_rows(len(self._rows) + 1, records))
+        return len(self._rows)
+
+    def append_durable(self, record: JournalRecord) -> int:
+        """Same as :meth:`append`: memory has nothing to sync."""
+        return self.append(record)
+
+    def flush(self, *, durable: bool = False) -> None:
+        """Nothing is buffered."""
+        self._check_open()
+
+    def last_seq(self) -> int:
+        """The last seq (0 when empty)."""
+        return len(self._rows)
+
+    def _raw_entries(self, from_seq: int, to_seq: int) -> Iterator[Row]:
+        rows = self._rows
+        for i in range(from_seq - 1, min(to_seq, len(rows))):
+            yield rows[i]
+
+    def entry_at(self, seq: int) -> JournalEntry:
+        """The stored entry at ``seq`` (``IndexError`` if there is none)."""
+        if not 1 <= seq <= len(self._rows):
+            raise IndexError(f"no record at seq {seq} (last is {len(self._rows)})")
+        return JournalEntry(*self._rows[seq - 1])
+
+    def close(self) -> None:
+        """Mark the journal closed: further appends and reads raise ``JournalError``."""
+        self._closed = True

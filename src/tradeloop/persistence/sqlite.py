@@ -1,0 +1,328 @@
+"""The SQLite journal: the default backend, embedded, nothing to start.
+
+One table::
+
+    journal(seq INTEGER PRIMARY KEY, ts INTEGER, kind TEXT, payload BLOB, crc INTEGER)
+
+Writes:
+
+* The database is switched to WAL mode at the first write. Appends are encoded at once (so a bad
+  record fails at ``append``, not later) and buffered; every ``batch_size`` records, on
+  :meth:`SQLiteJournal.flush` and on :meth:`SQLiteJournal.close` the buffer is written with one
+  prepared ``executemany`` in one transaction. A transaction is all or nothing, so a crash loses
+  at most the unflushed tail and never leaves half a record or a gap.
+* ``synchronous`` (default ``NORMAL``) applies to batch commits: in WAL mode a committed batch
+  survives a crash of the process, and is synced to disk at the next checkpoint.
+* :meth:`SQLiteJournal.append_durable` commits the buffer and the record under
+  ``durable_synchronous`` (default ``FULL``: the WAL is fsynced before the call returns), so an
+  order intent survives a power loss as well as a crash.
+
+On :meth:`SQLiteJournal.close` the WAL is checkpointed and truncated and the database switched back
+to rollback-journal mode: what remains is one self-contained file, and the same records appended
+the same way give the same file bytes. Opening a closed journal only to read it (replay, digest)
+writes nothing, so its bytes do not change.
+
+Opening an existing journal continues its seq. The file is marked with an ``application_id`` so
+that a foreign SQLite file is refused rather than written into.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import struct
+import zlib
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Final
+
+import msgspec
+
+from tradeloop.persistence.codec import KIND_OF, JournalCorruptError, JournalError, JournalRecord, Row, kind_of
+from tradeloop.persistence.journal import JournalBase, StrPath
+
+APPLICATION_ID: Final[int] = 0x544C4A4E
+"""``PRAGMA application_id`` of a tradeloop journal ("TLJN")."""
+SCHEMA_VERSION: Final[int] = 1
+"""``PRAGMA user_version`` of the current table layout."""
+DEFAULT_BATCH_SIZE: Final[int] = 8192
+"""Records per batch commit."""
+SYNC_MODES: Final[tuple[str, ...]] = ("OFF", "NORMAL", "FULL", "EXTRA")
+
+_READ_PAGE: Final[int] = 8192
+_CREATE: Final[str] = (
+    "CREATE TABLE journal ("
+    "seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL, kind TEXT NOT NULL, payload BLOB NOT NULL, crc INTEGER NOT NULL)"
+)
+_INSERT: Final[str] = "INSERT INTO journal (seq, ts, kind, payload, crc) VALUES (?, ?, ?, ?, ?)"
+_SELECT: Final[str] = "SELECT seq, ts, kind, payload, crc FROM journal WHERE seq >= ? AND seq <= ? ORDER BY seq LIMIT ?"
+_CRC_HEAD: Final = struct.Struct("<Qq")
+
+
+def _sync_mode(value: str, name: str) -> str:
+    mode = value.upper()
+    if mode not in SYNC_MODES:
+        raise ValueError(f"{name} must be one of {', '.join(SYNC_MODES)}, got {value!r}")
+    return mode
+
+
+class SQLiteJournal(JournalBase):
+    """A :class:`~tradeloop.persistence.journal.Journal` in one SQLite file.
+
+    :param path: the database file; created (with its parent directories) if missing.
+    :param batch_size: buffered records per commit.
+    :param synchronous: SQLite ``synchronous`` for batch commits (``OFF``, ``NORMAL``, ``FULL``, ``EXTRA``).
+    :param durable_synchronous: ``synchronous`` for :meth:`append_durable` commits.
+    :param readonly: open an existing journal for reading only (appends raise, the file is not touched).
+
+    Single-threaded, single writer. A second writer on the same file is detected at its first
+    commit (the seq it wants is taken) and gets a :class:`~tradeloop.persistence.codec.JournalError`.
+    """
+
+    def __init__(
+        self,
+        path: StrPath,
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        synchronous: str = "NORMAL",
+        durable_synchronous: str = "FULL",
+        readonly: bool = False,
+    ) -> None:
+        super().__init__()
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.path = Path(path)
+        if str(path) == ":memory:" or str(path).startswith("file:"):
+            raise ValueError("SQLiteJournal needs a file path; use MemoryJournal for a journal in memory")
+        self._batch_size = batch_size
+        self._sync = _sync_mode(synchronous, "synchronous")
+        self._durable_sync = _sync_mode(durable_synchronous, "durable_synchronous")
+        self._readonly = readonly
+        self._buffer: list[Row] = []
+        self._wal = False
+        self._encode = msgspec.msgpack.Encoder().encode
+        self._conn = self._connect()
+        try:
+            self._committed = self._open_schema()
+        except BaseException:
+            self._conn.close()
+            raise
+        self._last = self._committed
+
+    # -- opening ------------------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        if self._readonly:
+            if not self.path.exists():
+                raise JournalError(f"journal not found: {self.path}")
+            uri = f"{self.path.resolve().as_uri().replace('file://', 'file:', 1)}?mode=ro"
+            return sqlite3.connect(uri, uri=True, isolation_level=None)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            conn.execute(f"PRAGMA synchronous={self._sync}")
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise JournalError(f"{self.path}: not a usable SQLite database: {exc}") from None
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _open_schema(self) -> int:
+        conn = self._conn
+        try:
+            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        except sqlite3.DatabaseError as exc:
+            raise JournalError(f"{self.path}: not a usable SQLite database: {exc}") from None
+        if app_id == 0 and not tables:
+            if self._readonly:
+                raise JournalError(f"{self.path}: empty database, not a journal")
+            self._ensure_wal()
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            conn.execute(_CREATE)
+            conn.execute("COMMIT")
+            return 0
+        if app_id != APPLICATION_ID or "journal" not in tables:
+            raise JournalError(f"{self.path}: not a tradeloop journal (application_id {app_id:#x})")
+        if version > SCHEMA_VERSION:
+            raise JournalError(
+                f"{self.path}: journal schema v{version} is newer than this tradeloop (v{SCHEMA_VERSION})"
+            )
+        # Two queries: SQLite answers a lone min() or max() from the b-tree edge, a pair by a full scan.
+        (last,) = conn.execute("SELECT max(seq) FROM journal").fetchone()
+        (first,) = conn.execute("SELECT min(seq) FROM journal").fetchone()
+        if last is None:
+            return 0
+        if first != 1:
+            raise JournalCorruptError(f"record missing: {self.path} starts at seq {first}", seq=1)
+        return int(last)
+
+    # -- writing ------------------------------------------------------------------------------
+    def _writable(self) -> None:
+        if self._closed:
+            raise JournalError(f"journal {self.path} is closed")
+        if self._readonly:
+            raise JournalError(f"journal {self.path} is open read-only")
+
+    def append(self, record: JournalRecord) -> int:
+        """Encode and buffer ``record``; commits when the batch is full. Returns its seq."""
+        # The hot path: everything inlined (this runs for every event of a backtest).
+        if self._closed or self._readonly:
+            self._writable()
+        kind = KIND_OF.get(type(record))
+        if kind is None:
+            kind = kind_of(record)  # raises TypeError naming the type
+        seq = self._last + 1
+        ts = record.ts
+        try:
+            head = _CRC_HEAD.pack(seq, ts)
+        except struct.error:
+            raise ValueError(f"ts {ts!r} of {kind} out of range for a journal entry (i64 ns)") from None
+        payload = self._encode(record)
+        buffer = self._buffer
+        buffer.append((seq, ts, kind, payload, zlib.crc32(payload, zlib.crc32(head))))
+        self._last = seq
+        if len(buffer) >= self._batch_size:
+            self._commit(durable=False)
+        return seq
+
+    def append_many(self, records: Iterable[JournalRecord]) -> int:
+        """Encode and buffer ``records`` (all or none if one cannot be journaled). Returns the last seq.
+
+        Commits in the same batches as appending the records one by one would, so the file is the same.
+        """
+        self._writable()
+        rows = self._codec.encode_rows(self._last + 1, records)
+        if rows:
+            buffer = self._buffer
+            buffer.extend(rows)
+            self._last = rows[-1][0]
+            while len(buffer) >= self._batch_size:
+                self._commit(durable=False, count=self._batch_size)
+        return self._last
+
+    def append_durable(self, record: JournalRecord) -> int:
+        """Append ``record`` and commit it, with everything buffered before it, under ``durable_synchronous``."""
+        self._writable()
+        seq = self._last + 1
+        self._buffer.append(self._codec.encode_row(seq, record))
+        self._last = seq
+        self._commit(durable=True)
+        return seq
+
+    def flush(self, *, durable: bool = False) -> None:
+        """Commit the buffered records under ``synchronous`` (``durable_synchronous`` if ``durable``).
+
+        ``flush(durable=True)`` after appending several intents syncs them all at once (group commit).
+        """
+        self._writable()
+        self._commit(durable=durable)
+
+    def _commit(self, *, durable: bool, count: int | None = None) -> None:
+        """Commit the first ``count`` buffered rows (all by default) in one transaction."""
+        buffer = self._buffer
+        if not buffer:
+            return
+        rows = buffer if count is None or count >= len(buffer) else buffer[:count]
+        conn = self._conn
+        if not self._wal:
+            self._ensure_wal()
+        switch_sync = durable and self._durable_sync != self._sync
+        if switch_sync:
+            conn.execute(f"PRAGMA synchronous={self._durable_sync}")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(_INSERT, rows)
+            conn.execute("COMMIT")
+        except sqlite3.IntegrityError:
+            self._rollback()
+            raise JournalError(
+                f"journal {self.path}: seq {rows[0][0]}..{rows[-1][0]} already taken (another writer?)"
+            ) from None
+        except BaseException:
+            self._rollback()
+            raise
+        finally:
+            if switch_sync:
+                conn.execute(f"PRAGMA synchronous={self._sync}")
+        self._committed = rows[-1][0]
+        if rows is buffer:
+            buffer.clear()
+        else:
+            del buffer[: len(rows)]
+
+    def _ensure_wal(self) -> None:
+        mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise JournalError(f"{self.path}: cannot switch to WAL mode (got {mode!r})")
+        self._wal = True
+
+    def _rollback(self) -> None:
+        if self._conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")
+
+    # -- reading ------------------------------------------------------------------------------
+    def last_seq(self) -> int:
+        """The last appended seq (committed or buffered); 0 when empty."""
+        return self._last
+
+    def committed_seq(self) -> int:
+        """The last committed seq: what a crash right now would leave."""
+        return self._committed
+
+    def pending(self) -> int:
+        """Records buffered but not yet committed."""
+        return len(self._buffer)
+
+    def _raw_entries(self, from_seq: int, to_seq: int) -> Iterator[Row]:
+        # Committed rows come from the database a page at a time, buffered ones from the buffer: a
+        # read has no side effect on the file. Appends during iteration are tolerated (a commit
+        # moves rows from the buffer to the table; positions are recomputed for every row).
+        conn = self._conn
+        nxt = from_seq
+        while nxt <= to_seq:
+            if nxt <= self._committed:
+                rows: list[Row] = conn.execute(_SELECT, (nxt, min(to_seq, self._committed), _READ_PAGE)).fetchall()
+                if not rows:
+                    return
+                yield from rows
+                nxt = rows[-1][0] + 1
+                continue
+            buffer = self._buffer
+            i = nxt - buffer[0][0] if buffer else -1
+            if not 0 <= i < len(buffer):
+                return
+            yield buffer[i]
+            nxt += 1
+
+    # -- closing ------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Commit the buffer, checkpoint and drop the WAL, and close the file. Idempotent.
+
+        Leaves one self-contained file in rollback-journal mode (untouched if nothing was written).
+        If another connection still has the database open the WAL cannot be removed; the file then
+        stays in WAL mode (still valid).
+        """
+        if self._closed:
+            return
+        conn = self._conn
+        try:
+            if not self._readonly:
+                self._commit(durable=False)
+                # Also when this connection wrote nothing but found a WAL (left by a crashed writer).
+                if self._wal or str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+                    with contextlib.suppress(sqlite3.OperationalError):
+                        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+                        conn.execute("PRAGMA journal_mode=DELETE").fetchall()
+        finally:
+            self._closed = True
+            conn.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"last_seq={self._last}, pending={len(self._buffer)}"
+        return f"SQLiteJournal({str(self.path)!r}, {state})"

@@ -10,12 +10,12 @@ from typing import Any
 import msgspec
 import pytest
 
+from tests.conftest import sample_path
 from tradeloop.model.order import Order
 from tradeloop.persistence import open_journal
 from tradeloop.persistence.codec import JournalRecord
 from tradeloop.persistence.rebuild import rebuild_state
 from tradeloop.runtime.runner import BacktestOutcome, BacktestRequest, run_backtest
-from tests.conftest import sample_path
 
 SHORT = {"TRADELOOP__SYNTHETIC__DURATION_S": "60"}
 

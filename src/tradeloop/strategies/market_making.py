@@ -26,7 +26,7 @@ from tradeloop.strategies.base import Strategy, StrategyConfig, StrategyContext
 class MarketMakingConfig(StrategyConfig, frozen=True, kw_only=True):
     order_qty: str = "0.01"
     """Size of each quote, in base units (decimal string)."""
-    half_spread_bps: int = 4
+    half_spread_bps: int = 0
     depth_levels: int = 5
     skew_bps: int = 2
     max_inventory: str = "0.1"
@@ -51,6 +51,15 @@ class MarketMaking(Strategy[MarketMakingConfig]):
         self._quotes: dict[tuple[InstrumentId, Side], str] = {}
         self._watched = set(self.instrument_ids)
         self._cooldown_until: dict[tuple[InstrumentId, Side], int] = {}
+        self._reference: dict[InstrumentId, int] = {}
+
+    def on_start(self) -> None:
+        # Inventory is measured from what the account held at the start (e.g. spot holdings).
+        self._reference = {iid: self.ctx.position(iid) for iid in self.instrument_ids}
+
+    def inventory(self, instrument_id: InstrumentId) -> int:
+        """Position change since the start, in base units."""
+        return self.ctx.position(instrument_id) - self._reference.get(instrument_id, 0)
 
     def fair_price(self, book: OrderBook) -> float | None:
         """Imbalance-skewed fair price (float signal), or ``None`` if the book has an empty side."""
@@ -70,7 +79,7 @@ class MarketMaking(Strategy[MarketMakingConfig]):
         if fair is None:
             return None, None
         inst = self.ctx.instrument(book.instrument_id)
-        pos = self.ctx.position(book.instrument_id)
+        pos = self.inventory(book.instrument_id)
         inv_ratio = pos / self._max_inv if self._max_inv else 0.0
         center = fair * (1.0 - self.config.inventory_skew_bps * inv_ratio / 10_000)
         half = center * self.config.half_spread_bps / 10_000

@@ -1,8 +1,9 @@
 """Execution engine: routes commands to venue clients and throttles them by each venue's budget.
 
-Submits wait in a per-venue FIFO when the venue's token bucket is empty and are sent when it
-refills. Cancels jump the queue (they reduce risk) and a cancel for an order still waiting in the
-queue removes it there, so it never reaches the venue.
+Submits and amends wait in a per-venue FIFO when the venue's token bucket is empty and are sent in
+order when it refills. Cancels jump the queue (they reduce risk; they may leave the bucket in debt,
+which delays the queue but never starves it) and a cancel for an order still waiting in the queue
+removes it there, so it never reaches the venue.
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ class ExecutionEngine:
         clock: Clock,
         clients: Mapping[str, ExecutionClient],
         throttles: Mapping[str, ThrottleConfig],
-        on_sending: Callable[[SubmitOrder], None],
+        on_sending: Callable[[SubmitOrder | AmendOrder], None],
     ) -> None:
         self._clock = clock
         self._clients = dict(clients)
@@ -88,7 +89,7 @@ class ExecutionEngine:
             )
             for venue in self._clients
         }
-        self._queues: dict[str, deque[SubmitOrder]] = {venue: deque() for venue in self._clients}
+        self._queues: dict[str, deque[SubmitOrder | AmendOrder]] = {venue: deque() for venue in self._clients}
         self._drain_scheduled: set[str] = set()
         self.sent = 0
         self.throttled = 0
@@ -109,6 +110,13 @@ class ExecutionEngine:
         return len(self._queues[venue])
 
     def submit(self, cmd: SubmitOrder) -> None:
+        self.send(cmd)
+
+    def amend(self, cmd: AmendOrder) -> None:
+        self.send(cmd)
+
+    def send(self, cmd: SubmitOrder | AmendOrder) -> None:
+        """Send now if the venue's budget allows and nothing waits before it, else queue."""
         venue = cmd.instrument_id.venue
         client = self.client(venue)
         queue = self._queues[venue]
@@ -119,10 +127,13 @@ class ExecutionEngine:
         self.throttled += 1
         self._schedule_drain(venue)
 
-    def _send(self, client: ExecutionClient, cmd: SubmitOrder) -> None:
+    def _send(self, client: ExecutionClient, cmd: SubmitOrder | AmendOrder) -> None:
         self._on_sending(cmd)
         self.sent += 1
-        client.submit(cmd)
+        if isinstance(cmd, SubmitOrder):
+            client.submit(cmd)
+        else:
+            client.amend(cmd)
 
     def _schedule_drain(self, venue: str) -> None:
         if venue in self._drain_scheduled:
@@ -146,17 +157,19 @@ class ExecutionEngine:
         dropped without reaching the venue (the caller then cancels it locally)."""
         venue = cmd.instrument_id.venue
         queue = self._queues[venue]
-        for queued in queue:
+        for queued in list(queue):
             if queued.client_order_id == cmd.client_order_id:
                 queue.remove(queued)
-                return False
+                if isinstance(queued, SubmitOrder):
+                    return False
+                # A queued amend of an order being canceled is moot: drop it and cancel.
         self._buckets[venue].take_anyway(self._clock.now_ns())
         self.client(venue).cancel(cmd)
         return True
 
-    def drop_queued(self, venue: str | None = None) -> list[SubmitOrder]:
-        """Remove queued submits (all venues or one); returns what was dropped."""
-        dropped: list[SubmitOrder] = []
+    def drop_queued(self, venue: str | None = None) -> list[SubmitOrder | AmendOrder]:
+        """Remove queued submits and amends (all venues or one); returns what was dropped."""
+        dropped: list[SubmitOrder | AmendOrder] = []
         for v, queue in self._queues.items():
             if venue is None or v == venue:
                 dropped.extend(queue)
@@ -172,11 +185,6 @@ class ExecutionEngine:
             self._buckets[venue].take_anyway(self._clock.now_ns())
             self.client(venue).cancel_all(cmd)
         return venues
-
-    def amend(self, cmd: AmendOrder) -> None:
-        venue = cmd.instrument_id.venue
-        self._buckets[venue].take_anyway(self._clock.now_ns())
-        self.client(venue).amend(cmd)
 
     def query(self, cmd: QueryOrder) -> None:
         self.client(cmd.instrument_id.venue).query(cmd)

@@ -195,9 +195,13 @@ class OrderManager:
         self._execution.submit(cmd)
         return cid
 
-    def on_sending(self, cmd: SubmitOrder) -> None:
-        """Called by the execution engine right before the submit leaves: journal, then send."""
+    def on_sending(self, cmd: SubmitOrder | AmendOrder) -> None:
+        """Called by the execution engine right before a submit or amend leaves; a submit is
+        journaled (``OrderSubmitted``) first. The request's deadline starts now."""
         order = self.orders[cmd.client_order_id]
+        if isinstance(cmd, AmendOrder):
+            self._expect(order, "amend")
+            return
         event = OrderSubmitted(
             ts=self._clock.now_ns(), instrument_id=cmd.instrument_id, client_order_id=cmd.client_order_id
         )
@@ -227,10 +231,22 @@ class OrderManager:
     def _cancel_all(self, cmd: CancelAllOrders) -> None:
         for queued in self._execution.drop_queued(cmd.venue if cmd.instrument_id is None else cmd.instrument_id.venue):
             order = self.orders[queued.client_order_id]
-            if self._in_scope(order, cmd):
+            if not self._in_scope(order, cmd):
+                self._execution.send(queued)
+            elif isinstance(queued, SubmitOrder):
                 self._apply(order, self._canceled(order, "canceled before it was sent"))
             else:
-                self._execution.submit(queued)
+                # The amend never left: the order is still working with its old terms; cancel it below.
+                self._apply(
+                    order,
+                    OrderAmendRejected(
+                        ts=self._clock.now_ns(),
+                        instrument_id=order.instrument_id,
+                        client_order_id=order.client_order_id,
+                        reason=RejectReason.OTHER,
+                        message="amend dropped by cancel-all before it was sent",
+                    ),
+                )
         targets = [o for o in self._open.values() if self._in_scope(o, cmd)]
         if not targets:
             return
@@ -297,7 +313,6 @@ class OrderManager:
             return
         if self._execution.supports_amend(order.instrument_id.venue):
             self._execution.amend(cmd)
-            self._expect(order, "amend")
             return
         # Cancel/replace: cancel now, submit the replacement once the cancel is confirmed.
         self._replacements[order.client_order_id] = cmd

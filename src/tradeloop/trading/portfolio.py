@@ -58,6 +58,8 @@ class Portfolio:
                 self._spot_by_base[key] = inst.id
                 held = self.balances.get(key, 0)
                 if held:
+                    # The holding is the position from the start; its cost is set at the first mark.
+                    self.positions[inst.id].qty = held
                     self._unopened[inst.id] = held
         self.fill_count = 0
         self.initial_equity: int | None = None if self._unopened else self.equity()
@@ -70,7 +72,6 @@ class Portfolio:
         if held is not None:
             # Holdings from before the run are opened at the first mark: PnL counts from there.
             pos = self.positions[instrument_id]
-            pos.qty += held
             pos.cost += fixed.mul(held, price)
             if not self._unopened:
                 self.initial_equity = self.equity()
@@ -121,7 +122,7 @@ class Portfolio:
     def _value(self, pos: Position) -> int:
         mark = self.marks.get(pos.instrument_id)
         if mark is None:
-            return pos.cost  # never marked yet: carried at cost
+            return pos.cost  # never marked yet: carried at cost (0 for holdings from before the run)
         return fixed.mul(pos.qty, mark)
 
     def cash(self) -> int:

@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tradeloop.core import fixed
-from tradeloop.core.fixed import FixedPointError, SCALE
+from tradeloop.core.fixed import SCALE, FixedPointError
 
 
 @pytest.mark.parametrize(

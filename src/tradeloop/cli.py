@@ -57,11 +57,20 @@ def backtest(
         strict=strict,
         progress=progress,
     )
+    from tradeloop.data.recording import RecordingError
+    from tradeloop.strategies.loader import StrategyNotFound
+
     try:
         outcome = run_backtest(request, console=console)
     except ConfigError as exc:
         console.print(f"[red]config error:[/red] {exc}")
         raise typer.Exit(2) from None
+    except StrategyNotFound as exc:
+        console.print(f"[red]strategy error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    except RecordingError as exc:
+        console.print(f"[red]stopped at a malformed recording line (--strict):[/red] {exc}")
+        raise typer.Exit(1) from None
     if outcome.errors:
         raise typer.Exit(1)
 

@@ -65,7 +65,8 @@ def test_unknown_strategy_is_a_clear_error() -> None:
 
 def _broken_recording(tmp_path: Path) -> Path:
     src = sample_path("marketdata/binance_spot_btcusdt_20240808.gz")
-    lines = gzip.open(src, "rt").read().splitlines()[:3000]
+    with gzip.open(src, "rt") as f:
+        lines = f.read().splitlines()[:3000]
     lines.insert(500, "not-a-timestamp {\"stream\":\"btcusdt@trade\"}")
     lines.insert(900, lines[901][: len(lines[901]) // 2])  # truncated JSON
     path = tmp_path / "broken.gz"

@@ -23,6 +23,8 @@ Price = NewType("Price", int)
 Qty = NewType("Qty", int)
 Money = NewType("Money", int)
 
+_MAX_EXPONENT: Final[int] = 100
+"""Exponents beyond this are refused (no venue sends them; 10**huge would stall the parser)."""
 _POW10: Final[tuple[int, ...]] = tuple(10**i for i in range(SCALE_DIGITS + 1))
 
 
@@ -45,6 +47,8 @@ def parse(text: str) -> int:
 
 def _parse_fast(text: str) -> int | None:
     # Plain unsigned "123" or "123.456" with up to 9 decimals: the shape of almost every venue string.
+    if not text.isascii():
+        return None
     dot = text.find(".")
     if dot < 0:
         return int(text) * SCALE if text.isdigit() else None
@@ -61,6 +65,8 @@ def _parse_general(text: str) -> int:
     s = text.strip()
     if not s:
         raise FixedPointError(f"empty decimal string {text!r}")
+    if not s.isascii():
+        raise FixedPointError(f"not an ASCII decimal number: {text!r}")
     sign = 1
     if s[0] in "+-":
         sign = -1 if s[0] == "-" else 1
@@ -72,6 +78,8 @@ def _parse_general(text: str) -> int:
             exp = int(s[epos + 1 :])
         except ValueError:
             raise FixedPointError(f"not a decimal number: {text!r}") from None
+        if abs(exp) > _MAX_EXPONENT:
+            raise FixedPointError(f"exponent out of range in {text!r}")
         s = s[:epos]
     whole, _, frac = s.partition(".")
     if not (whole or frac) or (whole and not whole.isdigit()) or (frac and not frac.isdigit()):

@@ -28,7 +28,10 @@ def test_parse_exact(text: str, nanos: int) -> None:
     assert fixed.parse(text) == nanos
 
 
-@pytest.mark.parametrize("text", ["", "abc", "1.2.3", "0.0000000001", "1e-10", "--1", "1,5", "nan", "inf", " "])
+@pytest.mark.parametrize(
+    "text",
+    ["", "abc", "1.2.3", "0.0000000001", "1e-10", "--1", "1,5", "nan", "inf", " ", "١٢٣", "²", "1e999999999", "1e-101"],
+)
 def test_parse_rejects(text: str) -> None:
     with pytest.raises(FixedPointError):
         fixed.parse(text)

@@ -21,14 +21,14 @@ demo: $(STAMP)
 
 ## Every check: ruff, mypy --strict on src/, then all tests.
 test: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff check src tests benchmarks $(wildcard examples)
 	$(BIN)/mypy
 	$(BIN)/pytest
 
 check: test
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff check src tests benchmarks $(wildcard examples)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

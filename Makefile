@@ -17,6 +17,7 @@ install: $(STAMP)
 
 ## Run the main job: a market-making backtest on the seeded synthetic market, with an HTML report.
 demo: $(STAMP)
+	rm -f runs/demo/journal.sqlite
 	$(BIN)/tradeloop backtest --journal runs/demo/journal.sqlite --report runs/demo/report.html
 
 ## Every check: ruff, mypy --strict on src/, then all tests.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from tradeloop.core import fixed
@@ -23,7 +23,8 @@ from tradeloop.data.book_manager import BookManager, MarketDataHub
 from tradeloop.model import topics
 from tradeloop.model.book import OrderBook, SequenceRule
 from tradeloop.model.commands import CancelAllOrders
-from tradeloop.model.data import BookDeltas, BookStatus, MarketData, Quote, Trade
+from tradeloop.model.data import BookStatus, MarketData, Quote, Trade
+from tradeloop.model.enums import Side
 from tradeloop.model.events import (
     AccountSnapshot,
     Balance,
@@ -60,7 +61,6 @@ class BacktestStats:
     first_ts: int = 0
     last_ts: int = 0
     invariant_checks: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class BacktestEngine:
@@ -259,16 +259,24 @@ class BacktestEngine:
             mids[str(iid)] = mid_x2 // 2 if mid_x2 is not None else None
         self.series.record_sample(ts, equity, inventory, mids)
         self.risk.on_equity(ts, equity)
-        for key, order_ids in self._quote_view().items():
-            self.series.record_quote(key, ts, *order_ids)
+        for key, (bid, ask) in self._quote_view().items():
+            self.series.record_quote(key, ts, bid, ask)
 
     def _quote_view(self) -> dict[str, tuple[int | None, int | None]]:
+        """Our best working bid and ask per instrument (for the report's quote lines)."""
         out: dict[str, tuple[int | None, int | None]] = {}
         for iid in sorted(self.instruments):
-            bids = [o.price for o in self.oms.open_orders(iid) if o.side.value == "BUY" and o.price is not None]
-            asks = [o.price for o in self.oms.open_orders(iid) if o.side.value == "SELL" and o.price is not None]
-            if bids or asks:
-                out[str(iid)] = (max(bids) if bids else None, min(asks) if asks else None)
+            bid: int | None = None
+            ask: int | None = None
+            for o in self.oms.open_orders(iid):
+                if o.price is None:
+                    continue
+                if o.side is Side.BUY:
+                    bid = o.price if bid is None else max(bid, o.price)
+                else:
+                    ask = o.price if ask is None else min(ask, o.price)
+            if bid is not None or ask is not None:
+                out[str(iid)] = (bid, ask)
         return out
 
     def run(self, source: Iterator[tuple[int, MarketData]], progress: Progress | None = None) -> BacktestStats:
@@ -286,12 +294,12 @@ class BacktestEngine:
             venue = venues.get(item.instrument_id.venue)
             if latency:
                 clock.advance_to(ts_recv - latency)
-                if venue is not None and not isinstance(item, BookStatus):
+                if venue is not None:
                     venue.on_market_data(item)
                 clock.call_at(ts_recv, _deliver(hub_on_data, item))
             else:
                 clock.advance_to(ts_recv)
-                if venue is not None and not isinstance(item, BookStatus):
+                if venue is not None:
                     venue.on_market_data(item)
                 hub_on_data(item)
             n += 1
@@ -315,7 +323,3 @@ class BacktestEngine:
 
 def _deliver(fn: Callable[[MarketData], None], item: MarketData) -> Callable[[], None]:
     return lambda: fn(item)
-
-
-def instruments_from_deltas(items: Iterable[BookDeltas | Trade | Quote]) -> set[InstrumentId]:
-    return {i.instrument_id for i in items}

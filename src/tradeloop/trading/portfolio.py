@@ -81,6 +81,10 @@ class Portfolio:
         inst = self.instruments.get(fill.instrument_id)
         if inst is None:
             raise PortfolioError(f"fill for unknown instrument {fill.instrument_id}")
+        if fill.fee_currency != inst.quote:
+            raise PortfolioError(f"{inst.id}: fee in {fill.fee_currency} not supported yet (quote-only fees)")
+        if fill.last_qty <= 0 or fill.last_price <= 0:
+            raise PortfolioError(f"{inst.id}: fill with non-positive size or price: {fill}")
         if fill.instrument_id not in self.marks:
             self.update_mark(fill.instrument_id, fill.last_price)
         venue = inst.id.venue
@@ -93,8 +97,6 @@ class Portfolio:
             self.balances[base_key] = self.balances.get(base_key, 0) + signed_qty
         fee_key = (venue, fill.fee_currency)
         self.balances[fee_key] = self.balances.get(fee_key, 0) - fill.fee
-        if fill.fee_currency != inst.quote:
-            raise PortfolioError(f"{inst.id}: fee in {fill.fee_currency} not supported yet (quote-only fees)")
         self.fill_count += 1
         return self.positions[inst.id].apply_fill(signed_qty, fill.last_price, notional, fill.fee)
 

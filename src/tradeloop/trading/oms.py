@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 
@@ -63,6 +63,8 @@ from tradeloop.persistence.codec import JournalRecord
 from tradeloop.trading.execution import ExecutionEngine
 
 log = get_logger("tradeloop.oms")
+
+E = TypeVar("E", bound=OrderEventBase)
 
 
 class RecordSink(Protocol):
@@ -221,9 +223,7 @@ class OrderManager:
             return
         self._apply(
             order,
-            OrderPendingCancel(
-                ts=self._clock.now_ns(), instrument_id=order.instrument_id, client_order_id=order.client_order_id
-            ),
+            self._event(OrderPendingCancel, order),
         )
         self._execution.cancel(cmd)
         self._expect(order, "cancel")
@@ -239,10 +239,9 @@ class OrderManager:
                 # The amend never left: the order is still working with its old terms; cancel it below.
                 self._apply(
                     order,
-                    OrderAmendRejected(
-                        ts=self._clock.now_ns(),
-                        instrument_id=order.instrument_id,
-                        client_order_id=order.client_order_id,
+                    self._event(
+                        OrderAmendRejected,
+                        order,
                         reason=RejectReason.OTHER,
                         message="amend dropped by cancel-all before it was sent",
                     ),
@@ -254,11 +253,7 @@ class OrderManager:
             if order.status is not OrderStatus.PENDING_CANCEL:
                 self._apply(
                     order,
-                    OrderPendingCancel(
-                        ts=self._clock.now_ns(),
-                        instrument_id=order.instrument_id,
-                        client_order_id=order.client_order_id,
-                    ),
+                    self._event(OrderPendingCancel, order),
                 )
                 self._expect(order, "cancel")
         if cmd.only_strategy:
@@ -290,25 +285,13 @@ class OrderManager:
         now = self._clock.now_ns()
         self._apply(
             order,
-            OrderPendingAmend(
-                ts=now,
-                instrument_id=order.instrument_id,
-                client_order_id=order.client_order_id,
-                price=cmd.price,
-                qty=cmd.qty,
-            ),
+            self._event(OrderPendingAmend, order, price=cmd.price, qty=cmd.qty),
         )
         reason = self._risk.check_amend(cmd, order)
         if reason is not None:
             self._apply(
                 order,
-                OrderAmendRejected(
-                    ts=now,
-                    instrument_id=order.instrument_id,
-                    client_order_id=order.client_order_id,
-                    reason=RejectReason.OTHER,
-                    message=reason,
-                ),
+                self._event(OrderAmendRejected, order, reason=RejectReason.OTHER, message=reason),
             )
             return
         if self._execution.supports_amend(order.instrument_id.venue):
@@ -316,9 +299,7 @@ class OrderManager:
             return
         # Cancel/replace: cancel now, submit the replacement once the cancel is confirmed.
         self._replacements[order.client_order_id] = cmd
-        self._apply(
-            order, OrderPendingCancel(ts=now, instrument_id=order.instrument_id, client_order_id=order.client_order_id)
-        )
+        self._apply(order, self._event(OrderPendingCancel, order))
         self._execution.cancel(
             CancelOrder(
                 ts=now,
@@ -329,13 +310,13 @@ class OrderManager:
         )
         self._expect(order, "cancel")
 
+    def _event(self, cls: type[E], order: Order, **fields: Any) -> E:
+        """An event of ``order``, stamped now unless ``ts`` is given."""
+        fields.setdefault("ts", self._clock.now_ns())
+        return cls(instrument_id=order.instrument_id, client_order_id=order.client_order_id, **fields)
+
     def _canceled(self, order: Order, reason: str) -> OrderCanceled:
-        return OrderCanceled(
-            ts=self._clock.now_ns(),
-            instrument_id=order.instrument_id,
-            client_order_id=order.client_order_id,
-            reason=reason,
-        )
+        return self._event(OrderCanceled, order, reason=reason)
 
     # -- venue events ---------------------------------------------------------------------------
 
@@ -395,13 +376,7 @@ class OrderManager:
             order.apply(event)
         except IllegalTransition as exc:
             self.refused_transitions += 1
-            refused = OrderTransitionRefused(
-                ts=self._clock.now_ns(),
-                instrument_id=order.instrument_id,
-                client_order_id=order.client_order_id,
-                status=exc.status,
-                event=exc.event_name,
-            )
+            refused = self._event(OrderTransitionRefused, order, status=exc.status, event=exc.event_name)
             # A late reply to an order that already ended (e.g. an amend reject after the fill) is a normal
             # race; anything else is an anomaly worth a warning. Both are journaled.
             (log.info if order.is_terminal else log.warning)(
@@ -452,13 +427,7 @@ class OrderManager:
         if attempts == 0:
             self._apply(
                 order,
-                OrderOutcomeUnknown(
-                    ts=ts,
-                    instrument_id=order.instrument_id,
-                    client_order_id=cid,
-                    request=request,
-                    detail="no reply before the deadline",
-                ),
+                self._event(OrderOutcomeUnknown, order, ts=ts, request=request, detail="no reply before the deadline"),
             )
         if attempts >= self._max_queries:
             self._alert("unresolved_order", f"order {cid}: outcome still unknown after {attempts} queries")
@@ -471,8 +440,7 @@ class OrderManager:
 
     def _resolve(self, order: Order, report: OrderStatusReport) -> None:
         """Bring the order in line with the venue's answer to a query."""
-        now = self._clock.now_ns()
-        iid, cid = order.instrument_id, order.client_order_id
+        cid = order.client_order_id
         status = report.status
         pending = self._pending.get(cid)
         if status is None:
@@ -480,10 +448,9 @@ class OrderManager:
                 # The venue never saw it (the query comes after the venue's receive window).
                 self._apply(
                     order,
-                    OrderRejected(
-                        ts=now,
-                        instrument_id=iid,
-                        client_order_id=cid,
+                    self._event(
+                        OrderRejected,
+                        order,
                         reason=RejectReason.UNKNOWN_ORDER,
                         message="venue does not know the order after a timeout",
                     ),
@@ -494,9 +461,7 @@ class OrderManager:
             if order.status is OrderStatus.SUBMITTED and status is not OrderStatus.REJECTED:
                 self._apply(
                     order,
-                    OrderAccepted(
-                        ts=now, instrument_id=iid, client_order_id=cid, venue_order_id=report.venue_order_id or ""
-                    ),
+                    self._event(OrderAccepted, order, venue_order_id=report.venue_order_id or ""),
                 )
             if report.filled_qty > order.filled_qty:
                 self._alert(
@@ -507,15 +472,9 @@ class OrderManager:
             if status is OrderStatus.CANCELED:
                 terminal = self._canceled(order, "per venue status")
             elif status is OrderStatus.EXPIRED:
-                terminal = OrderExpired(ts=now, instrument_id=iid, client_order_id=cid, reason="per venue status")
+                terminal = self._event(OrderExpired, order, reason="per venue status")
             elif status is OrderStatus.REJECTED:
-                terminal = OrderRejected(
-                    ts=now,
-                    instrument_id=iid,
-                    client_order_id=cid,
-                    reason=RejectReason.OTHER,
-                    message="per venue status",
-                )
+                terminal = self._event(OrderRejected, order, reason=RejectReason.OTHER, message="per venue status")
             if terminal is not None and not order.is_terminal:
                 self._apply(order, terminal)
             elif (
@@ -525,31 +484,22 @@ class OrderManager:
             ):
                 self._apply(
                     order,
-                    OrderCancelRejected(
-                        ts=now,
-                        instrument_id=iid,
-                        client_order_id=cid,
-                        reason=RejectReason.OTHER,
-                        message="cancel not applied at the venue",
+                    self._event(
+                        OrderCancelRejected, order, reason=RejectReason.OTHER, message="cancel not applied at the venue"
                     ),
                 )
             elif order.status is OrderStatus.PENDING_AMEND and pending == "amend":
                 self._apply(
                     order,
-                    OrderAmended(
-                        ts=now,
-                        instrument_id=iid,
-                        client_order_id=cid,
+                    self._event(
+                        OrderAmended,
+                        order,
                         price=report.price if report.price is not None else order.price,
                         qty=report.qty if report.qty is not None else order.qty,
                     )
                     if report.price is not None or report.qty is not None
-                    else OrderAmendRejected(
-                        ts=now,
-                        instrument_id=iid,
-                        client_order_id=cid,
-                        reason=RejectReason.OTHER,
-                        message="amend outcome not confirmed",
+                    else self._event(
+                        OrderAmendRejected, order, reason=RejectReason.OTHER, message="amend outcome not confirmed"
                     ),
                 )
         self._answered(order)

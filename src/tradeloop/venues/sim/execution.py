@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import TypeVar
+from typing import Final, TypeVar
 
 from tradeloop.core.clock import Clock
 from tradeloop.model.commands import AmendOrder, CancelAllOrders, CancelOrder, QueryOrder, SubmitOrder
@@ -27,6 +27,11 @@ from tradeloop.venues.sim.venue import SimulatedVenue
 C = TypeVar("C", SubmitOrder, CancelOrder, CancelAllOrders, AmendOrder, QueryOrder)
 
 _INJECTED = "injected rejection (simulated venue)"
+_REJECTIONS: Final = (
+    (SubmitOrder, OrderRejected),
+    (CancelOrder, OrderCancelRejected),
+    (AmendOrder, OrderAmendRejected),
+)
 
 
 class SimExecutionClient:
@@ -111,31 +116,16 @@ class SimExecutionClient:
             self._dropping = False
 
     def _injected(self, cmd: C, reason: RejectReason) -> Event:
-        ts = self._clock.now_ns()
-        if isinstance(cmd, SubmitOrder):
-            return OrderRejected(
-                ts=ts,
-                instrument_id=cmd.instrument_id,
-                client_order_id=cmd.client_order_id,
-                reason=reason,
-                message=_INJECTED,
-            )
-        if isinstance(cmd, CancelOrder):
-            return OrderCancelRejected(
-                ts=ts,
-                instrument_id=cmd.instrument_id,
-                client_order_id=cmd.client_order_id,
-                reason=reason,
-                message=_INJECTED,
-            )
-        if isinstance(cmd, AmendOrder):
-            return OrderAmendRejected(
-                ts=ts,
-                instrument_id=cmd.instrument_id,
-                client_order_id=cmd.client_order_id,
-                reason=reason,
-                message=_INJECTED,
-            )
+        """The venue's refusal of ``cmd`` with ``reason`` (fault injection)."""
+        for command_type, event_type in _REJECTIONS:
+            if isinstance(cmd, command_type):
+                return event_type(
+                    ts=self._clock.now_ns(),
+                    instrument_id=cmd.instrument_id,
+                    client_order_id=cmd.client_order_id,
+                    reason=reason,
+                    message=_INJECTED,
+                )
         raise TypeError(f"cannot inject a rejection of {type(cmd).__name__}")
 
     def _from_venue(self, event: Event) -> None:

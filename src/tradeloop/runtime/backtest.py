@@ -22,12 +22,13 @@ from tradeloop.core.ids import ClientOrderIdGenerator
 from tradeloop.data.book_manager import BookManager, MarketDataHub
 from tradeloop.model import topics
 from tradeloop.model.book import OrderBook, SequenceRule
-from tradeloop.model.commands import CancelAllOrders
+from tradeloop.model.commands import AmendOrder, CancelAllOrders, SubmitOrder
 from tradeloop.model.data import BookStatus, MarketData, Quote, Trade
 from tradeloop.model.enums import Side
 from tradeloop.model.events import (
     AccountSnapshot,
     Balance,
+    Event,
     InstrumentAdded,
     MarkPrice,
     OrderEvent,
@@ -37,6 +38,7 @@ from tradeloop.model.events import (
 )
 from tradeloop.model.identifiers import InstrumentId
 from tradeloop.model.instrument import Instrument
+from tradeloop.model.order import Order
 from tradeloop.persistence import open_journal
 from tradeloop.persistence.journal import Journal
 from tradeloop.runtime.config import BacktestConfig
@@ -173,13 +175,14 @@ class BacktestEngine:
     def _noop(_: object) -> None:
         return None
 
-    def open_orders(self, instrument_id: InstrumentId | None = None) -> list[Any]:
+    # The risk engine and the execution engine are built before the OMS they report to.
+    def open_orders(self, instrument_id: InstrumentId | None = None) -> list[Order]:
         return self.oms.open_orders(instrument_id)
 
-    def _on_sending(self, cmd: Any) -> None:
+    def _on_sending(self, cmd: SubmitOrder | AmendOrder) -> None:
         self.oms.on_sending(cmd)
 
-    def _on_venue_event(self, event: Any) -> None:
+    def _on_venue_event(self, event: Event) -> None:
         self.oms.on_venue_event(event)
 
     def _cancel_all(self, reason: str) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 
 from tradeloop.core import fixed
+from tradeloop.model.book import SequenceRule
 from tradeloop.model.data import BookDeltas, Trade
 from tradeloop.model.enums import InstrumentKind, Side
 from tradeloop.model.identifiers import InstrumentId
@@ -36,8 +37,9 @@ def make_engine(**overrides: Any) -> BacktestEngine:
     config = BacktestConfig(venues={"simA": venue})
     if overrides:
         config = msgspec.structs.replace(config, **overrides)
-    return BacktestEngine(config, [instrument()], START, journal=MemoryJournal(),
-                          strategy_spec="tests.integration.helpers:Idle", check_invariants=True)
+    return BacktestEngine(config, [instrument()], START, sequence_rules={"simA": SequenceRule.RANGE},
+                          journal=MemoryJournal(), strategy_spec="tests.integration.helpers:Idle",
+                          check_invariants=True)
 
 
 def book_snapshot(ts: int, seq: int = 1, bid: str = "100.00", ask: str = "100.10") -> BookDeltas:

@@ -14,8 +14,8 @@ from tests.conftest import sample_path
 from tradeloop.model.order import Order
 from tradeloop.persistence import open_journal
 from tradeloop.persistence.codec import JournalRecord
-from tradeloop.trading.rebuild import rebuild_state
 from tradeloop.runtime.runner import BacktestOutcome, BacktestRequest, run_backtest
+from tradeloop.trading.rebuild import rebuild_state
 
 SHORT = {"TRADELOOP__SYNTHETIC__DURATION_S": "60"}
 

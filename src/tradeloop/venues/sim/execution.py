@@ -15,23 +15,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import Final, TypeVar
+from typing import TypeVar
 
 from tradeloop.core.clock import Clock
 from tradeloop.model.commands import AmendOrder, CancelAllOrders, CancelOrder, QueryOrder, SubmitOrder
 from tradeloop.model.enums import RejectReason
-from tradeloop.model.events import Event, OrderAmendRejected, OrderCancelRejected, OrderRejected
+from tradeloop.model.events import Event
 from tradeloop.venues.base import EmitEvent
-from tradeloop.venues.sim.venue import SimulatedVenue
+from tradeloop.venues.sim.venue import SimulatedVenue, rejection
 
 C = TypeVar("C", SubmitOrder, CancelOrder, CancelAllOrders, AmendOrder, QueryOrder)
 
 _INJECTED = "injected rejection (simulated venue)"
-_REJECTIONS: Final = (
-    (SubmitOrder, OrderRejected),
-    (CancelOrder, OrderCancelRejected),
-    (AmendOrder, OrderAmendRejected),
-)
 
 
 class SimExecutionClient:
@@ -117,15 +112,8 @@ class SimExecutionClient:
 
     def _injected(self, cmd: C, reason: RejectReason) -> Event:
         """The venue's refusal of ``cmd`` with ``reason`` (fault injection)."""
-        for command_type, event_type in _REJECTIONS:
-            if isinstance(cmd, command_type):
-                return event_type(
-                    ts=self._clock.now_ns(),
-                    instrument_id=cmd.instrument_id,
-                    client_order_id=cmd.client_order_id,
-                    reason=reason,
-                    message=_INJECTED,
-                )
+        if isinstance(cmd, SubmitOrder | CancelOrder | AmendOrder):
+            return rejection(cmd, reason, _INJECTED, self._clock.now_ns())
         raise TypeError(f"cannot inject a rejection of {type(cmd).__name__}")
 
     def _from_venue(self, event: Event) -> None:

@@ -9,6 +9,7 @@ client (:mod:`tradeloop.venues.sim.execution`); events leave here undelayed.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Final
 
 from tradeloop.core.clock import Clock
 from tradeloop.core.ids import is_valid_client_order_id
@@ -32,6 +33,27 @@ from tradeloop.venues.sim.account import SimAccount
 from tradeloop.venues.sim.config import SimVenueConfig
 from tradeloop.venues.sim.matching import MatchingEngine
 from tradeloop.venues.sim.orders import SimIds, SimOrder, SimOrderView, VenuePosition
+
+_Rejection = OrderRejected | OrderCancelRejected | OrderAmendRejected
+_REJECTIONS: Final[tuple[tuple[type, type[_Rejection]], ...]] = (
+    (SubmitOrder, OrderRejected),
+    (CancelOrder, OrderCancelRejected),
+    (AmendOrder, OrderAmendRejected),
+)
+
+
+def rejection(cmd: SubmitOrder | CancelOrder | AmendOrder, reason: RejectReason, message: str, ts: int) -> _Rejection:
+    """The venue's refusal of ``cmd``: ``OrderRejected``, ``OrderCancelRejected`` or ``OrderAmendRejected``."""
+    for command_type, event_type in _REJECTIONS:
+        if isinstance(cmd, command_type):
+            return event_type(
+                ts=ts,
+                instrument_id=cmd.instrument_id,
+                client_order_id=cmd.client_order_id,
+                reason=reason,
+                message=message,
+            )
+    raise TypeError(f"no rejection event for {type(cmd).__name__}")
 
 
 class SimulatedVenue:
@@ -132,15 +154,7 @@ class SimulatedVenue:
         """Cancel one open order; ``OrderCancelRejected(UNKNOWN_ORDER)`` if it is not open here."""
         order = self._open_order(cmd.instrument_id, cmd.client_order_id)
         if order is None:
-            self._emit(
-                OrderCancelRejected(
-                    ts=self._clock.now_ns(),
-                    instrument_id=cmd.instrument_id,
-                    client_order_id=cmd.client_order_id,
-                    reason=RejectReason.UNKNOWN_ORDER,
-                    message="order not open at the venue",
-                )
-            )
+            self._reject(cmd, RejectReason.UNKNOWN_ORDER, "order not open at the venue")
             return
         self._engines[order.instrument_id].cancel(order)
 
@@ -162,13 +176,13 @@ class SimulatedVenue:
         """
         order = self._open_order(cmd.instrument_id, cmd.client_order_id)
         if order is None:
-            self._reject_amend(cmd, RejectReason.UNKNOWN_ORDER, "order not open at the venue")
+            self._reject(cmd, RejectReason.UNKNOWN_ORDER, "order not open at the venue")
             return
         if not self.config.supports_amend:
-            self._reject_amend(cmd, RejectReason.OTHER, "venue does not support amend")
+            self._reject(cmd, RejectReason.OTHER, "venue does not support amend")
             return
         if cmd.price is None and cmd.qty is None:
-            self._reject_amend(cmd, RejectReason.INVALID_ORDER, "nothing to amend")
+            self._reject(cmd, RejectReason.INVALID_ORDER, "nothing to amend")
             return
         engine = self._engines[order.instrument_id]
         price = cmd.price if cmd.price is not None else order.price
@@ -179,7 +193,7 @@ class SimulatedVenue:
             return
         problem = engine.check_amend(order, price, qty)
         if problem is not None:
-            self._reject_amend(cmd, *problem)
+            self._reject(cmd, *problem)
             return
         inst = engine.instrument
         leaves = qty - order.filled
@@ -188,7 +202,7 @@ class SimulatedVenue:
         )
         free = self._account.free(currency)
         if amount - order.lock > free:
-            self._reject_amend(cmd, RejectReason.INSUFFICIENT_BALANCE, f"needs {amount} {currency}, free {free}")
+            self._reject(cmd, RejectReason.INSUFFICIENT_BALANCE, f"needs {amount} {currency}, free {free}")
             return
         engine.amend(order, price, qty)
 
@@ -269,24 +283,5 @@ class SimulatedVenue:
     def _open_orders(self) -> list[SimOrder]:
         return sorted((o for o in self._orders.values() if o.is_open), key=lambda o: o.number)
 
-    def _reject(self, cmd: SubmitOrder, reason: RejectReason, message: str) -> None:
-        self._emit(
-            OrderRejected(
-                ts=self._clock.now_ns(),
-                instrument_id=cmd.instrument_id,
-                client_order_id=cmd.client_order_id,
-                reason=reason,
-                message=message,
-            )
-        )
-
-    def _reject_amend(self, cmd: AmendOrder, reason: RejectReason, message: str) -> None:
-        self._emit(
-            OrderAmendRejected(
-                ts=self._clock.now_ns(),
-                instrument_id=cmd.instrument_id,
-                client_order_id=cmd.client_order_id,
-                reason=reason,
-                message=message,
-            )
-        )
+    def _reject(self, cmd: SubmitOrder | CancelOrder | AmendOrder, reason: RejectReason, message: str) -> None:
+        self._emit(rejection(cmd, reason, message, self._clock.now_ns()))

@@ -57,6 +57,3 @@ class MessageBus:
         if handlers:
             for handler in handlers:
                 handler(msg)
-
-    def has_subscribers(self, topic: Topic[Any]) -> bool:
-        return bool(self._handlers.get(topic.name))

@@ -131,11 +131,6 @@ class Order:
     def is_terminal(self) -> bool:
         return self.status.is_terminal
 
-    def can_apply(self, event: OrderEvent) -> bool:
-        if isinstance(event, OrderOutcomeUnknown | OrderStatusReport | OrderTransitionRefused):
-            return True
-        return (self.status, type(event)) in TRANSITIONS
-
     def apply(self, event: OrderEvent) -> None:
         """Apply one event; raises :class:`IllegalTransition` (order untouched) if not allowed.
 
@@ -203,11 +198,6 @@ class Order:
         else:
             assert isinstance(target, OrderStatus)
             self.status = target
-
-    @property
-    def avg_fill_price_x(self) -> tuple[int, int]:
-        """Average fill price as the exact fraction ``(notional_nanos2, filled_qty)``."""
-        return self.filled_notional, self.filled_qty
 
     def __repr__(self) -> str:
         return (

@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, Protocol, TypeVar
 
 import msgspec
@@ -132,10 +131,6 @@ class OrderManager:
 
     def order(self, client_order_id: str) -> Order | None:
         return self.orders.get(client_order_id)
-
-    def unresolved(self) -> list[Order]:
-        """Orders whose outcome is unknown and still being resolved with the venue."""
-        return [o for o in self.orders.values() if o.outcome_unknown]
 
     # -- commands -----------------------------------------------------------------------------
 
@@ -509,10 +504,3 @@ class OrderManager:
         log.warning("oms alert", check=check, detail=message)
         self._journal.append(alert)
         self._bus.publish(topics.RISK_EVENTS, alert)
-
-    def restore(self, orders: Mapping[str, Order]) -> None:
-        """Adopt orders rebuilt from the journal (recovery)."""
-        self.orders = dict(orders)
-        self._open = {cid: o for cid, o in self.orders.items() if o.is_open}
-        for cid in self.orders:
-            self._ids.observe(cid)

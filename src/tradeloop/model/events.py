@@ -139,6 +139,15 @@ class RiskAlert(msgspec.Struct, frozen=True, tag=True, kw_only=True):
     message: str
 
 
+class StrategyAlert(msgspec.Struct, frozen=True, tag=True, kw_only=True):
+    """Something a strategy wants on the record and in the report (e.g. a leg-risk hedge)."""
+
+    ts: int
+    strategy_id: str
+    kind: str
+    message: str
+
+
 class Balance(msgspec.Struct, frozen=True):
     currency: str
     total: int
@@ -187,4 +196,4 @@ OrderEvent = (
     | OrderTransitionRefused
 )
 
-Event = OrderEvent | TradingStateChanged | RiskAlert | AccountSnapshot | MarkPrice | InstrumentAdded
+Event = OrderEvent | TradingStateChanged | RiskAlert | StrategyAlert | AccountSnapshot | MarkPrice | InstrumentAdded

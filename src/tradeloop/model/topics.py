@@ -13,6 +13,7 @@ from tradeloop.model.events import (
     OrderEvent,
     OrderEventBase,
     RiskAlert,
+    StrategyAlert,
     TradingStateChanged,
 )
 
@@ -32,3 +33,4 @@ ORDER_EVENTS: Final[Topic[OrderEvent]] = Topic("evt.order", (OrderEventBase,))
 """Order events after the OMS applied them to its orders."""
 RISK_EVENTS: Final[Topic[TradingStateChanged | RiskAlert]] = Topic("evt.risk", (TradingStateChanged, RiskAlert))
 ACCOUNT_EVENTS: Final = Topic[AccountSnapshot]("evt.account", AccountSnapshot)
+STRATEGY_ALERTS: Final = Topic[StrategyAlert]("evt.strategy_alert", StrategyAlert)

@@ -34,6 +34,7 @@ from tradeloop.model.events import (
     OrderEvent,
     OrderFilled,
     RiskAlert,
+    StrategyAlert,
     TradingStateChanged,
 )
 from tradeloop.model.identifiers import InstrumentId
@@ -141,6 +142,7 @@ class BacktestEngine:
             self.book_manager,
             self.portfolio,
             self.oms,
+            record_sink=self._record_panel,
         )
         self.strategy: Strategy[Any] = strategy_cls(self.strategy_id, strategy_config, self.ctx)
         self.series = RunSeries()
@@ -159,6 +161,7 @@ class BacktestEngine:
         bus.subscribe(topics.BOOK_STATUS, self._on_book_status)
         bus.subscribe(topics.TRADES, self._on_trade)
         bus.subscribe(topics.QUOTES, self._on_quote)
+        bus.subscribe(topics.STRATEGY_ALERTS, self._on_strategy_alert)
 
     def _journal_start(self, ts: int) -> None:
         for iid in sorted(self.instruments):
@@ -190,7 +193,16 @@ class BacktestEngine:
 
     def _on_risk_event(self, event: TradingStateChanged | RiskAlert) -> None:
         self.journal.append(event)
+        if isinstance(event, RiskAlert):
+            self.series.record_alert(event.ts, f"risk.{event.check}", event.message)
         self.bus.publish(topics.RISK_EVENTS, event)
+
+    def _on_strategy_alert(self, event: StrategyAlert) -> None:
+        self.journal.append(event)
+        self.series.record_alert(event.ts, event.kind, event.message)
+
+    def _record_panel(self, panel: str, ts: int, value: float) -> None:
+        self.series.record_extra(panel, ts, value)
 
     def _on_order_event(self, event: OrderEvent) -> None:
         if isinstance(event, OrderFilled):

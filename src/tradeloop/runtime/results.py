@@ -173,6 +173,7 @@ class RunSeries(msgspec.Struct):
       that side. Optional.
     * ``extra_panels``: panel name -> ``(ts, value)`` for strategy-specific series (spread, z-score...),
       drawn as extra panels when present.
+    * ``alerts``: ``(ts, kind, message)`` of every strategy alert and risk alert, in order.
 
     ``interval_ns`` is the sampling interval (informational). Each series keeps at most
     ``max_samples`` points, decimated deterministically (:class:`Decimation`); ``drawdown`` is
@@ -188,6 +189,7 @@ class RunSeries(msgspec.Struct):
     fills: list[FillPoint] = msgspec.field(default_factory=list)
     quotes: dict[str, list[tuple[int, int | None, int | None]]] = msgspec.field(default_factory=dict)
     extra_panels: dict[str, list[tuple[int, float]]] = msgspec.field(default_factory=dict)
+    alerts: list[tuple[int, str, str]] = msgspec.field(default_factory=list)
     drawdown: DrawdownTracker = msgspec.field(default_factory=DrawdownTracker)
     decimation: dict[str, Decimation] = msgspec.field(default_factory=dict)
 
@@ -243,6 +245,10 @@ class RunSeries(msgspec.Struct):
         """Record a display-only strategy value (e.g. spread, z-score) for the extra panel ``panel``."""
         points = self.extra_panels.setdefault(panel, [])
         self._append_capped("extra:" + panel, points, (ts, value))
+
+    def record_alert(self, ts: int, kind: str, message: str) -> None:
+        """Record a strategy or risk incident (kept in full: incidents are few and all matter)."""
+        self.alerts.append((ts, kind, message))
 
     # -- queries --------------------------------------------------------------------------------
 

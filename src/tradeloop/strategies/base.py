@@ -8,7 +8,7 @@ OMS and the risk engine like any other order. The same class runs in backtest, p
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import ClassVar, Generic, Protocol, TypeVar
 
 import msgspec
@@ -21,7 +21,7 @@ from tradeloop.model.book import OrderBook
 from tradeloop.model.commands import AmendOrder, CancelAllOrders, CancelOrder, SubmitOrder
 from tradeloop.model.data import BookStatus, Quote, Trade
 from tradeloop.model.enums import OrderType, Side, TimeInForce
-from tradeloop.model.events import OrderEvent, OrderFilled
+from tradeloop.model.events import OrderEvent, OrderFilled, StrategyAlert
 from tradeloop.model.identifiers import InstrumentId
 from tradeloop.model.instrument import Instrument
 from tradeloop.model.order import Order
@@ -65,6 +65,7 @@ class StrategyContext:
         books: _Books,
         positions: _Positions,
         orders: _Orders,
+        record_sink: Callable[[str, int, float], None] | None = None,
     ) -> None:
         self.strategy_id = strategy_id
         self.clock = clock
@@ -74,6 +75,7 @@ class StrategyContext:
         self._books = books
         self._positions = positions
         self._orders = orders
+        self._record_sink = record_sink
 
     def now_ns(self) -> int:
         return self.clock.now_ns()
@@ -176,6 +178,21 @@ class StrategyContext:
 
     def set_timer(self, name: str, interval_ns: int, callback: TimerCallback) -> None:
         self.clock.set_timer(f"{self.strategy_id}.{name}", interval_ns, callback)
+
+    def record(self, panel: str, value: float) -> None:
+        """Record a display-only value (spread, z-score, reservation price...) for the report panel ``panel``.
+
+        Floats are fine here: these values never reach an order or the books of account.
+        """
+        if self._record_sink is not None:
+            self._record_sink(panel, self.clock.now_ns(), value)
+
+    def alert(self, kind: str, message: str) -> None:
+        """Put an incident on the record (journal, alert topic, report), e.g. a leg-risk hedge."""
+        self._bus.publish(
+            topics.STRATEGY_ALERTS,
+            StrategyAlert(ts=self.clock.now_ns(), strategy_id=self.strategy_id, kind=kind, message=message),
+        )
 
 
 class Strategy(Generic[C]):

@@ -36,6 +36,7 @@ from tradeloop.model.events import (
     OrderSubmitted,
     OrderTransitionRefused,
     RiskAlert,
+    StrategyAlert,
     TradingStateChanged,
 )
 from tradeloop.model.identifiers import InstrumentId
@@ -153,6 +154,7 @@ def one_of_each() -> list[JournalRecord]:
         QueryOrder(ts=T0 + 20, instrument_id=BTC, client_order_id=CID),
         TradingStateChanged(ts=T0 + 21, state=TradingState.REDUCING, reason="daily loss limit"),
         RiskAlert(ts=T0 + 22, check="stale_data", message="binance:BTCUSDT book older than 2000 ms"),
+        StrategyAlert(ts=T0 + 22, strategy_id="S1", kind="leg_risk", message="hedged 0.002 BTC on binance"),
         MarkPrice(ts=T0 + 23, instrument_id=BTC, price=PX + 5_000_000),
         BookStatus(BTC, T0 + 24, False, "sequence gap 4512..4520"),
         BookStatus(BTC, T0 + 25, True, "resynced"),

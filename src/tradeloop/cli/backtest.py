@@ -1,28 +1,15 @@
-"""The ``tradeloop`` command line."""
+"""``tradeloop backtest``."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
+from tradeloop.cli.common import console
 from tradeloop.core.config import ConfigError
 
-app = typer.Typer(
-    add_completion=False,
-    no_args_is_help=True,
-    help="tradeloop: event-driven, deterministic multi-venue crypto trading engine.",
-)
-console = Console(stderr=True)
 
-
-@app.callback()
-def _root() -> None:
-    """tradeloop: backtest, paper and live trading on one deterministic core."""
-
-
-@app.command()
 def backtest(
     strategy: str | None = typer.Option(
         None, "--strategy", help="Built-in name, module:Class or path.py:Class (default: from config)."
@@ -73,34 +60,3 @@ def backtest(
         raise typer.Exit(1) from None
     if outcome.errors:
         raise typer.Exit(1)
-
-
-def _expand_data_args(args: list[str]) -> list[str]:
-    """Allow ``--data a.gz b.gz`` (several files after one flag) as well as repeated ``--data``."""
-    out: list[str] = []
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        out.append(arg)
-        if arg == "--data":
-            j = i + 1
-            while j < len(args) and not args[j].startswith("-"):
-                if j > i + 1:
-                    out.append("--data")
-                out.append(args[j])
-                j += 1
-            i = j
-            continue
-        i += 1
-    return out
-
-
-def main() -> None:
-    import sys
-
-    sys.argv[1:] = _expand_data_args(sys.argv[1:])
-    app()
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,48 @@
+"""The ``tradeloop`` command line: one module per command, registered here."""
+
+from __future__ import annotations
+
+import typer
+
+from tradeloop.cli.backtest import backtest
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="tradeloop: event-driven, deterministic multi-venue crypto trading engine.",
+)
+
+
+@app.callback()
+def _root() -> None:
+    """tradeloop: backtest, paper and live trading on one deterministic core."""
+
+
+app.command()(backtest)
+
+
+def _expand_data_args(args: list[str]) -> list[str]:
+    """Allow ``--data a.gz b.gz`` (several files after one flag) as well as repeated ``--data``."""
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        out.append(arg)
+        if arg == "--data":
+            j = i + 1
+            while j < len(args) and not args[j].startswith("-"):
+                if j > i + 1:
+                    out.append("--data")
+                out.append(args[j])
+                j += 1
+            i = j
+            continue
+        i += 1
+    return out
+
+
+def main() -> None:
+    import sys
+
+    sys.argv[1:] = _expand_data_args(sys.argv[1:])
+    app()

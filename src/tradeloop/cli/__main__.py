@@ -1,0 +1,5 @@
+"""``python -m tradeloop.cli``."""
+
+from tradeloop.cli import main
+
+main()

@@ -17,6 +17,9 @@ from tradeloop.strategies.base import Strategy
 
 BUILTIN: dict[str, str] = {
     "market_making": "tradeloop.strategies.market_making:MarketMaking",
+    "xarb": "tradeloop.strategies.xarb:CrossExchangeArbitrage",
+    "xmm": "tradeloop.strategies.xmm:CrossExchangeMarketMaking",
+    "stat_arb": "tradeloop.strategies.stat_arb:StatisticalArbitrage",
 }
 
 ENTRY_POINT_GROUP = "tradeloop.strategies"

@@ -93,6 +93,7 @@ class OrderBook:
         "bids",
         "check_crossed",
         "checksum_fn",
+        "checksums_verified",
         "instrument_id",
         "invalid_reason",
         "last_seq",
@@ -125,6 +126,8 @@ class OrderBook:
         self.ts_event = 0
         self.ts_recv = 0
         self.update_count = 0
+        self.checksums_verified = 0
+        """Venue checksums that matched the book (snapshots and deltas)."""
 
     # -- building -----------------------------------------------------------------------------
 
@@ -215,6 +218,7 @@ class OrderBook:
             if local != d.checksum:
                 self.invalidate(f"checksum mismatch: venue {d.checksum}, local {local}")
                 return _INVALID
+            self.checksums_verified += 1
         return _APPLIED
 
     def invalidate(self, reason: str) -> None:

@@ -1,0 +1,1 @@
+"""OKX API v5: spot and linear swaps (``okx`` venue)."""

@@ -99,8 +99,9 @@ class BookManager:
 
     ``sequence_rules`` maps a venue name to its rule (venues not listed use ``default_rule``);
     ``checksum_fns`` maps a venue name to the function computing its book checksum, checked when
-    a batch carries the venue's checksum. ``max_buffer`` bounds the deltas held while a book has
-    no valid snapshot.
+    a batch carries the venue's checksum; ``depth_limits`` the levels per side kept for a venue's books
+    (for venues that send no delete when a level leaves the subscribed depth). ``max_buffer`` bounds
+    the deltas held while a book has no valid snapshot.
     """
 
     __slots__ = (
@@ -110,6 +111,7 @@ class BookManager:
         "_checksum_fns",
         "_clock",
         "_default_rule",
+        "_depth_limits",
         "_entries",
         "_max_buffer",
         "_rules",
@@ -125,6 +127,7 @@ class BookManager:
         max_buffer: int = 1000,
         default_rule: SequenceRule = SequenceRule.NONE,
         check_crossed: bool = True,
+        depth_limits: Mapping[str, int] | None = None,
     ) -> None:
         if max_buffer < 0:
             raise ValueError("max_buffer must not be negative")
@@ -135,6 +138,7 @@ class BookManager:
         self._max_buffer = max_buffer
         self._default_rule = default_rule
         self._check_crossed = check_crossed
+        self._depth_limits = dict(depth_limits or {})
         self._entries: dict[InstrumentId, _Entry] = {}
         self._books: dict[InstrumentId, OrderBook] = {}
 
@@ -196,6 +200,7 @@ class BookManager:
             self._rules.get(venue, self._default_rule),
             self._checksum_fns.get(venue),
             self._check_crossed,
+            self._depth_limits.get(venue, 0),
         )
         entry = _Entry(book, self._max_buffer)
         self._entries[instrument_id] = entry

@@ -94,6 +94,7 @@ class OrderBook:
         "check_crossed",
         "checksum_fn",
         "checksums_verified",
+        "depth_limit",
         "instrument_id",
         "invalid_reason",
         "last_seq",
@@ -110,8 +111,12 @@ class OrderBook:
         sequence_rule: SequenceRule = SequenceRule.NONE,
         checksum_fn: ChecksumFn | None = None,
         check_crossed: bool = True,
+        depth_limit: int = 0,
     ) -> None:
         self.instrument_id = instrument_id
+        self.depth_limit = depth_limit
+        """Levels kept per side (0: all). Venues that send no delete for levels pushed out of the
+        subscribed depth (Kraken) need the book cut after every update, before the checksum."""
         self.sequence_rule = sequence_rule
         self.checksum_fn = checksum_fn
         self.check_crossed = check_crossed
@@ -144,6 +149,8 @@ class OrderBook:
         self.update_count += 1
         self.valid = True
         self.invalid_reason = ""
+        if self.depth_limit:
+            self._truncate(self.depth_limit)
         return self._check_after(snapshot)
 
     def apply_deltas(self, deltas: BookDeltas) -> ApplyResult:
@@ -173,6 +180,8 @@ class OrderBook:
             self._ask_px = self._ask_px[:]
             _apply_side_impl(deltas.bids, self.bids, self._bid_px, 1)
             _apply_side_impl(deltas.asks, self.asks, self._ask_px, -1)
+        if self.depth_limit:
+            self._truncate(self.depth_limit)
         if deltas.last_seq >= 0:
             self.last_seq = deltas.last_seq
         self._first_after_snapshot = False
@@ -220,6 +229,14 @@ class OrderBook:
                 return _INVALID
             self.checksums_verified += 1
         return _APPLIED
+
+    def _truncate(self, depth: int) -> None:
+        excess = len(self._bid_px) - depth
+        if excess > 0:
+            _apply_side_impl([(p, 0) for p in self._bid_px[:excess]], self.bids, self._bid_px, 1)
+        excess = len(self._ask_px) - depth
+        if excess > 0:
+            _apply_side_impl([(-k, 0) for k in self._ask_px[:excess]], self.asks, self._ask_px, -1)
 
     def invalidate(self, reason: str) -> None:
         """Mark the book unusable until the next snapshot."""

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
-from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final
 
@@ -25,6 +24,7 @@ import msgspec
 
 from tradeloop.core import fixed
 from tradeloop.core.fastparse import parse_fixed
+from tradeloop.core.timestamps import rfc3339_to_ns
 from tradeloop.model.book import OrderBook
 from tradeloop.model.data import BookDeltas, Level, Trade
 from tradeloop.model.enums import Side
@@ -35,7 +35,6 @@ from tradeloop.venues.kraken.spec import CHECKSUM_DEPTH, V1_QTY_DECIMALS, VENUE,
 __all__ = ["KrakenPrecisions", "KrakenV1Parser", "KrakenV2Parser", "MarketItem", "ParseError", "checksum_of_levels"]
 
 MarketItem = BookDeltas | Trade
-_S: Final = 1_000_000_000
 
 
 class ParseError(ValueError):
@@ -195,11 +194,7 @@ def _dec(value: Decimal) -> int:
 
 
 def _rfc3339_ns(text: str, default: int) -> int:
-    if not text:
-        return default
-    head, dot, frac = text.rstrip("Z").partition(".")
-    seconds = int(datetime.fromisoformat(head + "+00:00").timestamp())
-    return seconds * _S + (int((frac + "000000000")[:9]) if dot else 0)
+    return rfc3339_to_ns(text) if text else default
 
 
 _BOOK: Final = msgspec.json.Decoder(BookMessage)

@@ -1,0 +1,1 @@
+"""Coinbase: Advanced Trade API live, the Exchange ``ws-feed`` for replaying older recordings (``coinbase``)."""

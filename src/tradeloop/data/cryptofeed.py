@@ -14,7 +14,7 @@ them is the HTX parser's job).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from enum import StrEnum
 from pathlib import Path
 
@@ -45,8 +45,14 @@ def _ts_ns(text: str) -> int:
     return fixed.parse(text.strip())  # nanos of seconds == ns since the epoch
 
 
-def read_cryptofeed(path: str | Path) -> Iterator[RecordedFrame]:
-    """Every frame of a recording, in file order. Raises ``ValueError`` naming the line on a bad line."""
+def read_cryptofeed(
+    path: str | Path, on_error: Callable[[int, str], None] | None = None
+) -> Iterator[RecordedFrame]:
+    """Every frame of a recording, in file order.
+
+    A bad line raises ``ValueError`` naming the file and line, or, with ``on_error``, is reported
+    to it as ``(line, message)`` and skipped.
+    """
     with Path(path).open("rb") as fh:
         for n, raw in enumerate(fh, 1):
             line = raw.rstrip(b"\r\n")
@@ -55,7 +61,10 @@ def read_cryptofeed(path: str | Path) -> Iterator[RecordedFrame]:
             try:
                 yield _parse_line(n, line)
             except (ValueError, UnicodeDecodeError) as exc:
-                raise ValueError(f"{path}:{n}: not a cryptofeed recording line: {exc}") from None
+                message = f"{path}:{n}: not a cryptofeed recording line: {exc}"
+                if on_error is None:
+                    raise ValueError(message) from None
+                on_error(n, message)
 
 
 def _parse_line(n: int, line: bytes) -> RecordedFrame:

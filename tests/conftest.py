@@ -14,6 +14,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
+pytest_plugins = ["tests.secret_scan"]  # fails the run if a registered secret reaches any log line
+
 
 def samples_root() -> Path:
     env = os.environ.get("TRADELOOP_SAMPLES")

@@ -18,7 +18,12 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
     full_env = {**os.environ, **SHORT, **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "tradeloop.cli", "backtest", "--no-progress", *args],
-        capture_output=True, text=True, env=full_env, cwd=cwd, timeout=600, check=False,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd,
+        timeout=600,
+        check=False,
     )
 
 
@@ -67,7 +72,7 @@ def _broken_recording(tmp_path: Path) -> Path:
     src = sample_path("marketdata/binance_spot_btcusdt_20240808.gz")
     with gzip.open(src, "rt") as f:
         lines = f.read().splitlines()[:3000]
-    lines.insert(500, "not-a-timestamp {\"stream\":\"btcusdt@trade\"}")
+    lines.insert(500, 'not-a-timestamp {"stream":"btcusdt@trade"}')
     lines.insert(900, lines[901][: len(lines[901]) // 2])  # truncated JSON
     path = tmp_path / "broken.gz"
     with gzip.open(path, "wt") as f:

@@ -28,8 +28,16 @@ class Idle(Strategy[StrategyConfig]):
 
 
 def instrument() -> Instrument:
-    return Instrument(id=IID, base="BTC", quote="USDT", kind=InstrumentKind.SPOT, tick_size=P("0.01"),
-                      lot_size=P("0.00001"), min_qty=P("0.00001"), min_notional=P("5"))
+    return Instrument(
+        id=IID,
+        base="BTC",
+        quote="USDT",
+        kind=InstrumentKind.SPOT,
+        tick_size=P("0.01"),
+        lot_size=P("0.00001"),
+        min_qty=P("0.00001"),
+        min_notional=P("5"),
+    )
 
 
 def make_engine(**overrides: Any) -> BacktestEngine:
@@ -37,15 +45,28 @@ def make_engine(**overrides: Any) -> BacktestEngine:
     config = BacktestConfig(venues={"simA": venue})
     if overrides:
         config = msgspec.structs.replace(config, **overrides)
-    return BacktestEngine(config, [instrument()], START, sequence_rules={"simA": SequenceRule.RANGE},
-                          journal=MemoryJournal(), strategy_spec="tests.integration.helpers:Idle",
-                          check_invariants=True)
+    return BacktestEngine(
+        config,
+        [instrument()],
+        START,
+        sequence_rules={"simA": SequenceRule.RANGE},
+        journal=MemoryJournal(),
+        strategy_spec="tests.integration.helpers:Idle",
+        check_invariants=True,
+    )
 
 
 def book_snapshot(ts: int, seq: int = 1, bid: str = "100.00", ask: str = "100.10") -> BookDeltas:
-    return BookDeltas(instrument_id=IID, ts_event=ts, ts_recv=ts, first_seq=seq, last_seq=seq, snapshot=True,
-                      bids=[(P(bid), P("5")), (fixed.parse(bid) - P("0.01"), P("5"))],
-                      asks=[(P(ask), P("5")), (fixed.parse(ask) + P("0.01"), P("5"))])
+    return BookDeltas(
+        instrument_id=IID,
+        ts_event=ts,
+        ts_recv=ts,
+        first_seq=seq,
+        last_seq=seq,
+        snapshot=True,
+        bids=[(P(bid), P("5")), (fixed.parse(bid) - P("0.01"), P("5"))],
+        asks=[(P(ask), P("5")), (fixed.parse(ask) + P("0.01"), P("5"))],
+    )
 
 
 def trade(ts: int, price: str, qty: str, aggressor: Side) -> Trade:

@@ -27,8 +27,17 @@ def short_run(tmp: Path, name: str, monkeypatch: pytest.MonkeyPatch, **kw: Any) 
 
 
 def order_state(order: Order) -> tuple[object, ...]:
-    return (order.client_order_id, order.status, order.qty, order.price, order.filled_qty, order.filled_notional,
-            order.fee_total, order.venue_order_id, sorted(order.trade_ids))
+    return (
+        order.client_order_id,
+        order.status,
+        order.qty,
+        order.price,
+        order.filled_qty,
+        order.filled_notional,
+        order.fee_total,
+        order.venue_order_id,
+        sorted(order.trade_ids),
+    )
 
 
 def test_same_inputs_same_journal_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -43,8 +52,9 @@ def test_same_inputs_same_journal_bytes(tmp_path: Path, monkeypatch: pytest.Monk
     assert c.summary.journal_sha256 != a.summary.journal_sha256
 
 
-def test_replaying_the_journal_rebuilds_orders_positions_balances(tmp_path: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_replaying_the_journal_rebuilds_orders_positions_balances(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     run = short_run(tmp_path, "run", monkeypatch)
     journal = open_journal(str(tmp_path / "run.sqlite"))
     rebuilt = rebuild_state(r for _, _, r in journal.read())
@@ -99,10 +109,15 @@ def test_no_float_reaches_trading_core_money(tmp_path: Path, monkeypatch: pytest
 
 
 def test_backtest_on_binance_spot_recordings_applies_every_diff_without_gap(tmp_path: Path) -> None:
-    files = [str(sample_path("marketdata/binance_spot_btcusdt_20240808.gz")),
-             str(sample_path("marketdata/binance_spot_btcusdt_20240809.gz"))]
-    run = run_backtest(BacktestRequest(data=files, journal=str(tmp_path / "bn.sqlite"),
-                                       report=str(tmp_path / "bn.html"), check_invariants=True))
+    files = [
+        str(sample_path("marketdata/binance_spot_btcusdt_20240808.gz")),
+        str(sample_path("marketdata/binance_spot_btcusdt_20240809.gz")),
+    ]
+    run = run_backtest(
+        BacktestRequest(
+            data=files, journal=str(tmp_path / "bn.sqlite"), report=str(tmp_path / "bn.html"), check_invariants=True
+        )
+    )
     integrity = run.summary.book_integrity["binance:BTCUSDT"]
     counters = run.engine.book_manager.counters(next(iter(run.engine.instruments)))
     assert counters.gaps == 0 and integrity.gaps == 0 and integrity.valid_at_end

@@ -22,8 +22,15 @@ class Recorder(Strategy[StrategyConfig]):
 
 
 def delta(seq: int, bid: str = "99.99") -> BookDeltas:
-    return BookDeltas(instrument_id=IID, ts_event=START + seq, ts_recv=START + seq, first_seq=seq, last_seq=seq,
-                      bids=[(P(bid), P("1"))], asks=[])
+    return BookDeltas(
+        instrument_id=IID,
+        ts_event=START + seq,
+        ts_recv=START + seq,
+        first_seq=seq,
+        last_seq=seq,
+        bids=[(P(bid), P("1"))],
+        asks=[],
+    )
 
 
 def test_gap_invalidates_tells_the_strategy_and_resyncs() -> None:

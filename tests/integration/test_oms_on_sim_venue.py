@@ -74,8 +74,17 @@ def test_duplicate_client_id_submit_is_idempotent() -> None:
     assert order is not None
     from tradeloop.model.commands import SubmitOrder
 
-    engine.oms.handle_command(SubmitOrder(ts=START, strategy_id="S1", instrument_id=IID, side=Side.BUY,
-                                          qty=P("0.1"), price=P("99.00"), client_order_id=cid))
+    engine.oms.handle_command(
+        SubmitOrder(
+            ts=START,
+            strategy_id="S1",
+            instrument_id=IID,
+            side=Side.BUY,
+            qty=P("0.1"),
+            price=P("99.00"),
+            client_order_id=cid,
+        )
+    )
     settle(engine, engine.clock.now_ns() + SEC)
     assert len(engine.oms.orders) == 1
     assert len(engine.venues["simA"].open_orders()) == 1
@@ -88,8 +97,9 @@ def test_illegal_transition_is_refused_and_recorded_not_applied() -> None:
     settle(engine, engine.clock.now_ns() + SEC)
     order = engine.oms.order(cid)
     assert order is not None and order.status is OrderStatus.FILLED
-    engine.oms.on_venue_event(OrderAccepted(ts=engine.clock.now_ns(), instrument_id=IID, client_order_id=cid,
-                                            venue_order_id="late"))
+    engine.oms.on_venue_event(
+        OrderAccepted(ts=engine.clock.now_ns(), instrument_id=IID, client_order_id=cid, venue_order_id="late")
+    )
     assert order.status is OrderStatus.FILLED and order.venue_order_id != "late"
     refused = [r for r in records(engine) if isinstance(r, OrderTransitionRefused)]
     assert len(refused) == 1 and refused[0].status is OrderStatus.FILLED and refused[0].event == "OrderAccepted"
@@ -114,8 +124,9 @@ def test_kill_switch_cancels_every_open_order_on_the_venue() -> None:
 
 
 def test_throttled_order_canceled_before_it_leaves_never_reaches_the_venue() -> None:
-    engine = make_engine(venues={"simA": VenueSection(balances={"USDT": "100000", "BTC": "2"},
-                                                      throttle=ThrottleConfig(rate=1, burst=1))})
+    engine = make_engine(
+        venues={"simA": VenueSection(balances={"USDT": "100000", "BTC": "2"}, throttle=ThrottleConfig(rate=1, burst=1))}
+    )
     feed(engine, [book_snapshot(START)])
     first = engine.ctx.submit(IID, Side.BUY, P("0.1"), P("99.00"))
     second = engine.ctx.submit(IID, Side.BUY, P("0.1"), P("98.00"))
@@ -145,8 +156,9 @@ def test_rejected_order_changes_no_state() -> None:
 def test_amend_on_venue_without_amend_is_cancel_replace() -> None:
     from tradeloop.venues.sim.config import SimVenueConfig
 
-    engine = make_engine(venues={"simA": VenueSection(balances={"USDT": "100000", "BTC": "2"},
-                                                      sim=SimVenueConfig(supports_amend=False))})
+    engine = make_engine(
+        venues={"simA": VenueSection(balances={"USDT": "100000", "BTC": "2"}, sim=SimVenueConfig(supports_amend=False))}
+    )
     feed(engine, [book_snapshot(START)])
     cid = engine.ctx.submit(IID, Side.BUY, P("0.1"), P("99.00"))
     settle(engine, engine.clock.now_ns() + SEC)

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import typer
 
+from tradeloop.cli.audit import audit_app
 from tradeloop.cli.backtest import backtest
+from tradeloop.cli.control import kill, resume
+from tradeloop.cli.keys import keys_app
+from tradeloop.cli.paper import paper
+from tradeloop.cli.replay import replay
+from tradeloop.cli.report import report
 
 app = typer.Typer(
     add_completion=False,
@@ -19,6 +25,13 @@ def _root() -> None:
 
 
 app.command()(backtest)
+app.add_typer(keys_app, name="keys")
+app.add_typer(audit_app, name="audit")
+app.command()(paper)
+app.command(name="report")(report)
+app.command()(replay)
+app.command()(kill)
+app.command()(resume)
 
 
 def _expand_data_args(args: list[str]) -> list[str]:

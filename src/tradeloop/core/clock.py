@@ -124,6 +124,12 @@ class LiveClock:
     def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self._loop = loop
         self._handles: dict[str, asyncio.TimerHandle] = {}
+        # call_at keeps its own heap: asyncio orders handles by float time only, so same-time calls
+        # (a venue's accept and fill, a submit and its cancel) could run out of order.
+        self._calls: list[tuple[int, int, Callable[[], None]]] = []
+        self._seq = itertools.count()
+        self._calls_handle: asyncio.TimerHandle | None = None
+        self._calls_handle_at = 0
 
     def now_ns(self) -> int:
         return time.time_ns()
@@ -163,4 +169,26 @@ class LiveClock:
             handle.cancel()
 
     def call_at(self, at_ns: int, fn: Callable[[], None]) -> None:
-        self._get_loop().call_later(max(at_ns - self.now_ns(), 0) / 1e9, fn)
+        """Run ``fn`` once at ``at_ns``; calls run in (time, scheduling order), like :class:`SimClock`."""
+        heapq.heappush(self._calls, (at_ns, next(self._seq), fn))
+        self._arm_calls()
+
+    def _arm_calls(self) -> None:
+        head = self._calls[0][0]
+        if self._calls_handle is not None:
+            if self._calls_handle_at <= head:
+                return
+            self._calls_handle.cancel()
+        self._calls_handle_at = head
+        self._calls_handle = self._get_loop().call_later(max(head - self.now_ns(), 0) / 1e9, self._run_calls)
+
+    def _run_calls(self) -> None:
+        self._calls_handle = None
+        calls = self._calls
+        now = self.now_ns()
+        try:
+            while calls and calls[0][0] <= now:
+                heapq.heappop(calls)[2]()
+        finally:
+            if calls:
+                self._arm_calls()

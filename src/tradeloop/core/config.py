@@ -5,7 +5,7 @@
 * ``TRADELOOP__SECTION__KEY=value`` in the environment overrides ``[section] key``; values are
   parsed as TOML scalars when they can be (``10``, ``true``, ``"x"``) and taken as strings otherwise.
 * Secrets never sit in config: a :data:`SecretRef` is a reference such as ``env:BINANCE_SECRET``
-  or ``keystore:binance-main``, resolved only when a venue client is built.
+  or ``keystore:binance-main/secret``, resolved only when a venue client is built.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
+
+from tradeloop.core.logging import register_secret
 
 T = TypeVar("T")
 
@@ -47,23 +49,42 @@ class Secret:
 
 
 def check_secret_ref(ref: str, key: str) -> str:
-    """Validate a secret reference (``env:NAME``, ``keystore:NAME``, ``file:PATH``)."""
+    """Validate a secret reference (``env:NAME``, ``keystore:NAME/FIELD``, ``file:PATH``)."""
     if not _SECRET_REF.match(ref):
-        raise ConfigError(f"{key}: secrets must be given by reference (env:NAME, keystore:NAME, file:PATH)")
+        raise ConfigError(f"{key}: secrets must be given by reference (env:NAME, keystore:NAME/FIELD, file:PATH)")
     return ref
 
 
 def resolve_secret(ref: str) -> Secret:
-    """Resolve an ``env:`` or ``file:`` reference (``keystore:`` is resolved by the key store)."""
+    """Resolve ``env:NAME``, ``file:PATH`` or ``keystore:<name>/<field>``.
+
+    Key store references open the store at ``TRADELOOP_KEYSTORE`` (default ``~/.tradeloop/keys.json``)
+    with the master key from ``TRADELOOP_MASTER_KEY`` / ``TRADELOOP_MASTER_KEY_FILE``; ``field`` is
+    ``api_key``, ``secret``, ``passphrase`` or ``private_key``. Resolved values are registered with
+    the log redactor, so they are masked should they ever reach a log line.
+    """
     kind, _, name = ref.partition(":")
     if kind == "env":
         value = os.environ.get(name)
         if value is None:
             raise ConfigError(f"secret reference {ref}: environment variable {name} is not set")
-        return Secret(value)
-    if kind == "file":
-        return Secret(Path(name).read_text().strip())
-    raise ConfigError(f"secret reference {ref}: {kind} secrets are resolved by the key store")
+        secret = Secret(value)
+    elif kind == "file":
+        try:
+            secret = Secret(Path(name).read_text().strip())
+        except OSError as exc:
+            raise ConfigError(f"secret reference {ref}: cannot read the file ({exc.strerror})") from None
+    elif kind == "keystore":
+        from tradeloop.security.keystore import KeyStoreError, resolve_keystore_ref
+
+        try:
+            secret = resolve_keystore_ref(name)
+        except KeyStoreError as exc:
+            raise ConfigError(f"secret reference {ref}: {exc}") from None
+    else:
+        raise ConfigError(f"secret reference {ref}: unknown kind {kind!r} (env, file or keystore)")
+    register_secret(secret.reveal())
+    return secret
 
 
 def _parse_env_value(raw: str) -> Any:

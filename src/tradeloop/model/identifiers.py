@@ -23,4 +23,4 @@ class InstrumentId(msgspec.Struct, frozen=True, order=True, cache_hash=True):
         venue, sep, symbol = text.partition(":")
         if not sep or not venue or not symbol:
             raise ValueError(f"instrument id must look like 'venue:SYMBOL', got {text!r}")
-        return cls(venue.lower(), symbol)
+        return cls(venue, symbol)

@@ -12,11 +12,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from tradeloop.core import fixed
 from tradeloop.core.bus import MessageBus
-from tradeloop.core.clock import SimClock
+from tradeloop.core.clock import LiveClock, SimClock
 from tradeloop.core.config import ConfigError, decode_config
 from tradeloop.core.ids import ClientOrderIdGenerator
 from tradeloop.data.book_manager import BookManager, MarketDataHub
@@ -32,6 +32,7 @@ from tradeloop.model.events import (
     InstrumentAdded,
     MarkPrice,
     OrderEvent,
+    OrderEventBase,
     OrderFilled,
     RiskAlert,
     StrategyAlert,
@@ -43,9 +44,11 @@ from tradeloop.model.order import Order
 from tradeloop.persistence import open_journal
 from tradeloop.persistence.journal import Journal
 from tradeloop.runtime.config import BacktestConfig
+from tradeloop.runtime.control import AuditSink, OperatorControl
 from tradeloop.runtime.results import FillPoint, RunSeries
 from tradeloop.strategies.base import Strategy, StrategyContext
 from tradeloop.strategies.loader import load_strategy_class
+from tradeloop.trading.breakers import CircuitBreakers
 from tradeloop.trading.execution import ExecutionEngine
 from tradeloop.trading.oms import OrderManager
 from tradeloop.trading.portfolio import Portfolio
@@ -55,6 +58,26 @@ from tradeloop.venues.sim.venue import SimulatedVenue
 
 Progress = Callable[[int, int], None]
 """Called with (items processed, engine time ns) every few thousand items."""
+
+
+class EngineProbe(Protocol):
+    """Observer of the engine for metrics (``ops.metrics.EngineMetrics``). It only reads: nothing it
+    does may change engine state or the journal."""
+
+    def attach(self, engine: BacktestEngine) -> None:
+        """Called once, when the engine is built (subscribe to the bus here)."""
+
+    def market_data_started(self, item: MarketData) -> None:
+        """An item reached the market data hub (tick-to-trade starts)."""
+
+    def market_data_finished(self) -> None:
+        """The hub and everything it triggered synchronously are done with the item."""
+
+    def order_sent(self, client_order_id: str) -> None:
+        """A submit or amend is leaving for the venue."""
+
+    def venue_replied(self, client_order_id: str) -> None:
+        """A venue event for the order came in."""
 
 
 @dataclass
@@ -78,12 +101,16 @@ class BacktestEngine:
         journal: Journal | None = None,
         strategy_spec: str | None = None,
         check_invariants: bool = False,
+        clock: SimClock | LiveClock | None = None,
+        metrics: EngineProbe | None = None,
+        audit: AuditSink | None = None,
     ) -> None:
         self.config = config
         self.instruments: dict[InstrumentId, Instrument] = {i.id: i for i in instruments}
         if not self.instruments:
             raise ConfigError("no instruments to trade")
-        self.clock = SimClock(start_ns)
+        self.clock: SimClock | LiveClock = clock if clock is not None else SimClock(start_ns)
+        self.metrics = metrics
         self.bus = MessageBus()
         self.journal: Journal = journal if journal is not None else open_journal(config.journal.path)
         self.ids = ClientOrderIdGenerator(config.node_tag, start_ns)
@@ -143,13 +170,26 @@ class BacktestEngine:
             self.portfolio,
             self.oms,
             record_sink=self._record_panel,
+            fee_rates=self._fee_rates,
         )
         self.strategy: Strategy[Any] = strategy_cls(self.strategy_id, strategy_config, self.ctx)
         self.series = RunSeries()
         self._feed_latency = config.feed_latency_us * 1000
         self._sample_interval = config.report.sample_interval_ms * 1_000_000
+        # Circuit breakers (off unless configured) see books and order events before the strategy does,
+        # so it reacts under the state they set. engine.control: the operator's kill/resume.
+        self.breakers = CircuitBreakers(config.risk.breakers, self.clock, self.instruments, self.risk.trip)
+        self.breakers.subscribe(self.bus)
         self._wire()
         self._journal_start(start_ns)
+        if isinstance(self.clock, SimClock):
+            self.breakers.start()  # on a live clock it arms itself on the first book, inside the loop
+        self.control = OperatorControl(self.risk, audit if audit is not None else self._open_audit(), self._kill_all)
+        self.on_market_data: Callable[[MarketData], None] = self.hub.on_data
+        """Entry of market data into the engine (the hub, timed when a metrics probe is attached)."""
+        if metrics is not None:
+            self.on_market_data = self._timed_market_data
+            metrics.attach(self)
 
     # -- wiring -------------------------------------------------------------------------------
 
@@ -184,12 +224,39 @@ class BacktestEngine:
 
     def _on_sending(self, cmd: SubmitOrder | AmendOrder) -> None:
         self.oms.on_sending(cmd)
+        if self.metrics is not None:
+            self.metrics.order_sent(cmd.client_order_id)
 
     def _on_venue_event(self, event: Event) -> None:
+        if self.metrics is not None and isinstance(event, OrderEventBase):
+            self.metrics.venue_replied(event.client_order_id)
         self.oms.on_venue_event(event)
+
+    def _timed_market_data(self, item: MarketData) -> None:
+        probe = self.metrics
+        assert probe is not None
+        probe.market_data_started(item)
+        try:
+            self.hub.on_data(item)
+        finally:
+            probe.market_data_finished()
 
     def _cancel_all(self, reason: str) -> None:
         self.bus.publish(topics.COMMANDS, CancelAllOrders(ts=self.clock.now_ns(), strategy_id="risk", reason=reason))
+
+    def _kill_all(self, reason: str) -> None:
+        """The operator's kill switch: cancel every open order on every venue."""
+        self.bus.publish(
+            topics.COMMANDS, CancelAllOrders(ts=self.clock.now_ns(), strategy_id="operator", reason=reason)
+        )
+
+    def _open_audit(self) -> AuditSink | None:
+        path = self.config.audit.path
+        if path is None:
+            return None
+        from tradeloop.security.audit import AuditLog
+
+        return AuditLog(path, clock=self.clock.now_ns)
 
     def _on_risk_event(self, event: TradingStateChanged | RiskAlert) -> None:
         self.journal.append(event)
@@ -200,6 +267,11 @@ class BacktestEngine:
     def _on_strategy_alert(self, event: StrategyAlert) -> None:
         self.journal.append(event)
         self.series.record_alert(event.ts, event.kind, event.message)
+
+    def _fee_rates(self, instrument_id: InstrumentId) -> tuple[int, int]:
+        """(maker, taker) fee rates of the simulated venue that trades ``instrument_id``."""
+        sim = self.config.venue(instrument_id.venue).sim
+        return sim.maker_fee, sim.taker_fee
 
     def _record_panel(self, panel: str, ts: int, value: float) -> None:
         self.series.record_extra(panel, ts, value)
@@ -297,7 +369,9 @@ class BacktestEngine:
     def run(self, source: Iterator[tuple[int, MarketData]], progress: Progress | None = None) -> BacktestStats:
         """Feed every item of ``source`` (in ``ts_recv`` order) through venue and engine."""
         clock = self.clock
-        hub_on_data = self.hub.on_data
+        if not isinstance(clock, SimClock):
+            raise TypeError("BacktestEngine.run needs a SimClock; a paper session feeds a live engine itself")
+        hub_on_data = self.on_market_data
         venues = self.venues
         latency = self._feed_latency
         started = time.perf_counter()
@@ -322,6 +396,7 @@ class BacktestEngine:
             if progress is not None and n % 4096 == 0:
                 progress(n, ts_recv)
         clock.advance_to(last_ts + latency)
+        self.breakers.stop()  # the data has ended; that is not a stale feed
         self.strategy.on_stop()
         # Let replies to the final cancels come back.
         clock.advance_to(last_ts + latency + 2 * self.config.request_timeout_ms * 1_000_000)

@@ -59,6 +59,11 @@ class ReportSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     sample_interval_ms: int = 1000
 
 
+class AuditSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    path: str | None = None
+    """Audit log file (operator kill/resume and other actions); ``None``: no audit log."""
+
+
 class BacktestConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     seed: int = 7
     node_tag: str = "BT"
@@ -73,6 +78,7 @@ class BacktestConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     strategy: StrategySection = msgspec.field(default_factory=StrategySection)
     journal: JournalSection = msgspec.field(default_factory=JournalSection)
     report: ReportSection = msgspec.field(default_factory=ReportSection)
+    audit: AuditSection = msgspec.field(default_factory=AuditSection)
 
     def venue(self, name: str) -> VenueSection:
         return self.venues.get(name) or VenueSection()

@@ -8,12 +8,16 @@ signals such as a z-score, which are display-only) and in wall-clock throughput 
 interval of engine time; for very long runs the recorder keeps at most ``max_samples`` of them by
 deterministic decimation (see :class:`Decimation`), while :attr:`RunSeries.drawdown` still sees
 every sample, so the drawdown it reports is exact for the full run.
+
+:class:`RunRecord` is what is kept of a run on disk (``run.json`` next to its report): the
+summary, how the run was set up, and its equity curve, for ``tradeloop report`` to compare runs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TypeVar
+from pathlib import Path
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -21,14 +25,25 @@ from tradeloop.core import fixed
 from tradeloop.model.enums import LiquiditySide, Side
 
 __all__ = [
+    "DEFAULT_CURVE_POINTS",
     "DEFAULT_MAX_SAMPLES",
+    "RUN_RECORD_FORMAT",
     "BookIntegrity",
     "Decimation",
     "DrawdownTracker",
+    "EquityCurve",
     "FillPoint",
+    "RunData",
+    "RunRecord",
+    "RunRecordError",
     "RunSeries",
     "RunSummary",
+    "envelope_indices",
+    "equity_curve",
     "max_drawdown",
+    "read_run_record",
+    "run_record_path",
+    "write_run_record",
 ]
 
 DEFAULT_MAX_SAMPLES = 20_000
@@ -170,7 +185,9 @@ class RunSeries(msgspec.Struct):
     * ``mid``: instrument id -> mid price (nanos) per sample, ``None`` while the book is invalid.
     * ``fills``: every fill, in arrival order (not decimated; the report aggregates them for drawing).
     * ``quotes``: instrument id -> ``(ts, our best bid, our best ask)``; ``None`` when we have no order on
-      that side. Optional.
+      that side. Optional. Recorded at sample times after the sample (:meth:`record_quote`); an
+      instrument that quoted at one sample and has nothing recorded at the next gets a
+      ``(ts, None, None)`` point there, so the quote lines stop where the orders did.
     * ``extra_panels``: panel name -> ``(ts, value)`` for strategy-specific series (spread, z-score...),
       drawn as extra panels when present.
     * ``alerts``: ``(ts, kind, message)`` of every strategy alert and risk alert, in order.
@@ -208,6 +225,8 @@ class RunSeries(msgspec.Struct):
         """
         if self.ts and ts < self.ts[-1]:
             raise ValueError(f"sample time went backwards: {ts} < {self.ts[-1]}")
+        if self.ts:
+            self._close_quotes(self.ts[-1])
         self.drawdown.update(equity)
         state = self._state(_SAMPLES)
         if state.begin_append():
@@ -271,6 +290,17 @@ class RunSeries(msgspec.Struct):
             state = self.decimation[key] = Decimation()
         return state
 
+    def _close_quotes(self, prev_ts: int) -> None:
+        """Mark "no order" at the previous sample for instruments that quoted before but not then.
+
+        Quotes are recorded at sample times, only for instruments with an order working; without
+        this mark a chart would draw the last quote on until the next one, across the idle time.
+        """
+        for inst, points in self.quotes.items():
+            last_ts, bid, ask = points[-1]
+            if last_ts < prev_ts and (bid is not None or ask is not None):
+                self.record_quote(inst, prev_ts, None, None)
+
     def _pop_last_sample(self) -> None:
         self.ts.pop()
         self.equity.pop()
@@ -322,3 +352,139 @@ class RunSummary(msgspec.Struct, frozen=True, kw_only=True):
     book_integrity: dict[str, BookIntegrity] = msgspec.field(default_factory=dict)
     quote_currency: str = ""
     """Currency of money fields (e.g. ``"USDT"``), for labels only."""
+    initial_equity: int | None = None
+    """Equity when the run started (quote nanos), the base of the return; ``None`` if unknown."""
+
+    def return_nanos(self) -> int | None:
+        """Total PnL as a fraction of the initial equity, in nanos (``10**9`` = +100 %), half-even.
+
+        ``None`` when the initial equity is unknown or not positive.
+        """
+        if self.initial_equity is None or self.initial_equity <= 0:
+            return None
+        return fixed.div_round(self.total_pnl * fixed.SCALE, self.initial_equity)
+
+
+# -- run record -----------------------------------------------------------------------------------
+
+RUN_RECORD_FORMAT = "tradeloop.run/1"
+"""Format tag written into every ``run.json``."""
+
+RUN_RECORD_NAME = "run.json"
+RUN_RECORD_SUFFIX = ".run.json"
+DEFAULT_CURVE_POINTS = 2_000
+"""Equity points kept in a run record (min/max envelope of the sampled equity)."""
+
+
+class RunRecordError(ValueError):
+    """A file is not a readable tradeloop run record."""
+
+
+class EquityCurve(msgspec.Struct, frozen=True):
+    """Equity over a run, reduced for storage: engine ns and quote nanos, index-aligned."""
+
+    ts: list[int] = msgspec.field(default_factory=list)
+    equity: list[int] = msgspec.field(default_factory=list)
+
+
+class RunData(msgspec.Struct, frozen=True, kw_only=True):
+    """What market a run saw: a human description, and the recordings replayed (empty: synthetic)."""
+
+    description: str
+    files: list[str] = msgspec.field(default_factory=list)
+
+
+class RunRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything needed to compare a run with others, written as ``run.json`` next to its report.
+
+    Money is ``int`` nanos throughout, exactly as in :class:`RunSummary` (JSON integers are exact;
+    decode them as integers, not doubles). ``config`` is the effective backtest config (amounts
+    as the decimal strings it was written with), enough to run the same backtest again.
+    """
+
+    format: str = RUN_RECORD_FORMAT
+    summary: RunSummary
+    strategy: str
+    """The strategy as it was asked for: built-in name, ``module:Class`` or ``path.py:Class``."""
+    strategy_id: str
+    strategy_params: dict[str, Any] = msgspec.field(default_factory=dict)
+    seed: int
+    data: RunData
+    report_path: str | None = None
+    equity: EquityCurve = msgspec.field(default_factory=EquityCurve)
+    alert_counts: dict[str, int] = msgspec.field(default_factory=dict)
+    """Number of alerts on record per kind."""
+    config: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+def envelope_indices(values: Sequence[int], max_points: int) -> list[int]:
+    """Indices of ``values`` keeping the first, the last, and each bucket's min and max.
+
+    Deterministic; returns every index when there are at most ``max_points`` values. The result
+    has at most about ``max_points + 2`` entries and keeps the global extremes.
+    """
+    n = len(values)
+    if n <= max_points:
+        return list(range(n))
+    buckets = max(1, max_points // 2)
+    keep = {0, n - 1}
+    for b in range(buckets):
+        lo, hi = b * n // buckets, (b + 1) * n // buckets
+        if hi <= lo:
+            continue
+        seg = range(lo, hi)
+        keep.add(min(seg, key=values.__getitem__))
+        keep.add(max(seg, key=values.__getitem__))
+    return sorted(keep)
+
+
+def equity_curve(series: RunSeries, max_points: int = DEFAULT_CURVE_POINTS) -> EquityCurve:
+    """The sampled equity of ``series`` reduced to about ``max_points`` points (extremes kept)."""
+    idx = envelope_indices(series.equity, max_points)
+    return EquityCurve([series.ts[i] for i in idx], [series.equity[i] for i in idx])
+
+
+def run_record_path(report: str | Path | None, journal: str | Path | None) -> Path | None:
+    """Where a run's record goes: next to its report, else next to its journal file.
+
+    ``report.html`` (or ``journal.sqlite``) gives ``run.json`` in the same folder; any other name
+    gives ``<stem>.run.json``, so several runs can share a folder. ``None`` when the run has
+    neither a report nor a journal file (an in-memory or URL journal).
+    """
+    base: Path | None = None
+    if report:
+        base = Path(report)
+    elif journal and str(journal) not in ("", ":memory:") and "://" not in str(journal):
+        base = Path(journal)
+    if base is None:
+        return None
+    name = RUN_RECORD_NAME if base.stem in ("report", "journal") else base.stem + RUN_RECORD_SUFFIX
+    return base.with_name(name)
+
+
+def write_run_record(record: RunRecord, path: str | Path) -> Path:
+    """Write ``record`` as indented JSON (creating the folder) and return the path."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(msgspec.json.format(msgspec.json.encode(record), indent=2) + b"\n")
+    return out
+
+
+def read_run_record(path: str | Path) -> RunRecord:
+    """Read a ``run.json``; :class:`RunRecordError` says why a file is not one."""
+    src = Path(path)
+    try:
+        data = src.read_bytes()
+    except OSError as exc:
+        raise RunRecordError(f"{src}: cannot read ({exc.strerror})") from None
+    try:
+        head = msgspec.json.decode(data, type=dict[str, Any])
+    except msgspec.DecodeError as exc:
+        raise RunRecordError(f"{src}: not a tradeloop run record (not a JSON object: {exc})") from None
+    fmt = head.get("format")
+    if fmt != RUN_RECORD_FORMAT:
+        raise RunRecordError(f"{src}: not a tradeloop run record (format {fmt!r}, expected {RUN_RECORD_FORMAT!r})")
+    try:
+        return msgspec.json.decode(data, type=RunRecord)
+    except msgspec.ValidationError as exc:
+        raise RunRecordError(f"{src}: malformed run record: {exc}") from None

@@ -2,11 +2,14 @@
 
 Progress is shown while the run goes; at the end a summary is printed and, when asked, an HTML
 report is written. Malformed recording lines are reported with file and line and skipped (or stop
-the run with ``strict``).
+the run with ``strict``). A run with a report or a journal file also gets a run record
+(``run.json`` next to the report, see :func:`~tradeloop.runtime.results.run_record_path`), which
+``tradeloop report`` reads to compare runs.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +30,16 @@ from tradeloop.persistence import open_journal
 from tradeloop.runtime.backtest import BacktestEngine
 from tradeloop.runtime.config import BacktestConfig, load_backtest_config
 from tradeloop.runtime.report import write_html_report
-from tradeloop.runtime.results import BookIntegrity, RunSeries, RunSummary
+from tradeloop.runtime.results import (
+    BookIntegrity,
+    RunData,
+    RunRecord,
+    RunSeries,
+    RunSummary,
+    equity_curve,
+    run_record_path,
+    write_run_record,
+)
 from tradeloop.runtime.summary import render_summary
 
 
@@ -52,6 +64,7 @@ class BacktestOutcome:
     report_path: Path | None
     errors: list[str] = field(default_factory=list)
     issues: list[LineIssue] = field(default_factory=list)
+    record_path: Path | None = None
 
 
 @dataclass
@@ -168,10 +181,38 @@ def run_backtest(request: BacktestRequest, console: Console | None = None) -> Ba
     report_path = None
     if config.report.path:
         report_path = write_html_report(summary, engine.series, config.report.path)
+    record_path = run_record_path(config.report.path, config.journal.path)
+    if record_path is not None:
+        write_run_record(build_run_record(engine, config, request, source, summary, report_path), record_path)
     console.print(render_summary(summary))
     if report_path is not None:
         console.print(f"report: {report_path}")
-    return BacktestOutcome(summary, engine.series, engine, report_path, errors, issues)
+    if record_path is not None:
+        console.print(f"run record: {record_path}")
+    return BacktestOutcome(summary, engine.series, engine, report_path, errors, issues, record_path)
+
+
+def build_run_record(
+    engine: BacktestEngine,
+    config: BacktestConfig,
+    request: BacktestRequest,
+    source: MarketSource,
+    summary: RunSummary,
+    report_path: Path | None,
+) -> RunRecord:
+    """What ``run.json`` keeps of a run: summary, set-up (effective config) and equity curve."""
+    return RunRecord(
+        summary=summary,
+        strategy=request.strategy or config.strategy.name,
+        strategy_id=config.strategy.id,
+        strategy_params=dict(config.strategy.params),
+        seed=config.seed,
+        data=RunData(description=source.description, files=list(config.data.files)),
+        report_path=str(report_path) if report_path is not None else None,
+        equity=equity_curve(engine.series),
+        alert_counts=dict(sorted(Counter(kind for _, kind, _ in engine.series.alerts).items())),
+        config=msgspec.to_builtins(config),
+    )
 
 
 def build_summary(
@@ -215,4 +256,5 @@ def build_summary(
         journal_sha256=engine.journal.digest(),
         book_integrity=integrity,
         quote_currency=config.valuation,
+        initial_equity=p.initial_equity if p.initial_equity is not None else p.equity() - p.pnl(),
     )

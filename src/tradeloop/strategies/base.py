@@ -15,6 +15,7 @@ import msgspec
 
 from tradeloop.core.bus import MessageBus
 from tradeloop.core.clock import Clock, TimerCallback
+from tradeloop.core.config import ConfigError
 from tradeloop.core.ids import ClientOrderIdGenerator
 from tradeloop.model import topics
 from tradeloop.model.book import OrderBook
@@ -66,6 +67,7 @@ class StrategyContext:
         positions: _Positions,
         orders: _Orders,
         record_sink: Callable[[str, int, float], None] | None = None,
+        fee_rates: Callable[[InstrumentId], tuple[int, int]] | Mapping[str, tuple[int, int]] | None = None,
     ) -> None:
         self.strategy_id = strategy_id
         self.clock = clock
@@ -76,6 +78,7 @@ class StrategyContext:
         self._positions = positions
         self._orders = orders
         self._record_sink = record_sink
+        self._fee_rates = fee_rates
 
     def now_ns(self) -> int:
         return self.clock.now_ns()
@@ -83,10 +86,38 @@ class StrategyContext:
     def instrument(self, instrument_id: InstrumentId) -> Instrument:
         return self.instruments[instrument_id]
 
+    def resolve_instrument(self, instrument_id: InstrumentId) -> InstrumentId:
+        """This node's id for a configured ``instrument_id``; venue names match in any case (``sima`` is ``simA``).
+
+        Raises :class:`~tradeloop.core.config.ConfigError` naming the instruments the node has.
+        """
+        if instrument_id in self.instruments:
+            return instrument_id
+        for known in sorted(self.instruments):
+            if known.venue.lower() == instrument_id.venue.lower() and known.symbol == instrument_id.symbol:
+                return known
+        names = ", ".join(str(i) for i in sorted(self.instruments))
+        raise ConfigError(f"unknown instrument {instrument_id} (this node has {names})")
+
     def book(self, instrument_id: InstrumentId) -> OrderBook | None:
         """The book, or ``None`` if it does not exist or is invalid (do not price off it)."""
         book = self._books.book(instrument_id)
         return book if book is not None and book.valid else None
+
+    def fee_rates(self, instrument_id: InstrumentId) -> tuple[int, int]:
+        """(maker, taker) fee rates of the instrument's venue as nano fractions (``0.0004`` = ``400_000``).
+
+        Fed by the node (a callable of the instrument id, or a mapping keyed by venue name); raises
+        ``LookupError`` when the node did not say (a strategy may then take fees from its config).
+        """
+        source = self._fee_rates
+        if source is None:
+            raise LookupError(f"no fee rates known for {instrument_id}")
+        if callable(source):
+            return source(instrument_id)
+        if instrument_id.venue not in source:
+            raise LookupError(f"no fee rates known for venue {instrument_id.venue}")
+        return source[instrument_id.venue]
 
     def position(self, instrument_id: InstrumentId) -> int:
         return self._positions.position_qty(instrument_id)

@@ -243,6 +243,9 @@ class OrderManager:
                 )
         targets = [o for o in self._open.values() if self._in_scope(o, cmd)]
         if not targets:
+            if not cmd.only_strategy:
+                # The venue may hold orders we do not know (left from before a restart): ask it anyway.
+                self._execution.cancel_all(cmd)
             return
         for order in targets:
             if order.status is not OrderStatus.PENDING_CANCEL:

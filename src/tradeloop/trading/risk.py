@@ -496,11 +496,20 @@ class RiskEngine:
             elif not over:
                 self._drawdown_tripped = False
 
-    def _trip(self, ts: int, check: str, message: str, target: TradingState) -> None:
+    def trip(self, check: str, message: str, target: TradingState, *, cancel: bool = True) -> None:
+        """A breach found outside this engine (a circuit breaker, the operator's kill switch).
+
+        Emits ``RiskAlert(check, message)`` and escalates the state to ``target`` with ``message`` as
+        the reason (never de-escalates). Reaching ``HALTED`` cancels every open order through
+        ``cancel_all`` unless ``cancel`` is false (the caller cancels itself).
+        """
+        self._trip(self._clock.now_ns(), check, message, target, cancel)
+
+    def _trip(self, ts: int, check: str, message: str, target: TradingState, cancel: bool = True) -> None:
         self._emit(RiskAlert(ts=ts, check=check, message=message))
         if _SEVERITY[target] > _SEVERITY[self._state]:
             self._change_state(ts, target, message)
-            if target is TradingState.HALTED:
+            if target is TradingState.HALTED and cancel:
                 self._cancel_all(message)
 
 

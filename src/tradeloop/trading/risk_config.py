@@ -53,6 +53,9 @@ SELF_TRADE: Final = "self_trade"
 DAILY_LOSS: Final = "daily_loss"
 DRAWDOWN: Final = "drawdown"
 KILL_SWITCH: Final = "kill_switch"
+REJECT_RATE: Final = "reject_rate"
+VOLATILITY: Final = "volatility"
+STALE_DATA: Final = "stale_data"
 
 DISABLEABLE_CHECKS: Final[frozenset[str]] = frozenset(
     {
@@ -74,6 +77,9 @@ DISABLEABLE_CHECKS: Final[frozenset[str]] = frozenset(
 BreachAction = Literal["reducing", "halted"]
 """What a post-trade breach does to the trading state."""
 
+BPS_ONE: Final = 10_000
+"""One in basis points."""
+
 _ACTION_STATE: Final[dict[str, TradingState]] = {"reducing": TradingState.REDUCING, "halted": TradingState.HALTED}
 
 
@@ -90,6 +96,83 @@ class InstrumentRiskConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=Tr
     """Largest distance of a limit price from the book mid, in basis points."""
     max_open_orders: int | None = None
     """Most open orders on this instrument."""
+
+
+class RejectRateBreakerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Trip when a venue rejects too large a share of our submits within a sliding window.
+
+    Every submit the venue answers counts once: ``OrderAccepted`` as an order, ``OrderRejected`` as
+    an order and a reject (risk denials never reach the venue and do not count).
+    """
+
+    max_reject_bps: int = 5000
+    """Largest share of rejected submits, basis points (5000 = half)."""
+    min_orders: int = 10
+    """Answered submits needed in the window before the share is judged."""
+    window_ms: int = 60_000
+    action: BreachAction = "halted"
+
+    def __post_init__(self) -> None:
+        _check_bps("risk.breakers.reject_rate.max_reject_bps", self.max_reject_bps)
+        if self.max_reject_bps > BPS_ONE:
+            raise ValueError(f"risk.breakers.reject_rate.max_reject_bps: at most {BPS_ONE}, got {self.max_reject_bps}")
+        _check_positive("risk.breakers.reject_rate.min_orders", self.min_orders)
+        _check_positive("risk.breakers.reject_rate.window_ms", self.window_ms)
+
+
+class VolatilityBreakerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Trip when an instrument's mid moves more than ``max_move_bps`` (absolute log-return) within
+    ``window_ms``: ``ln(highest mid / lowest mid)`` over the window, compared exactly in integers."""
+
+    max_move_bps: int = 500
+    window_ms: int = 60_000
+    action: BreachAction = "reducing"
+
+    def __post_init__(self) -> None:
+        _check_bps("risk.breakers.volatility.max_move_bps", self.max_move_bps)
+        _check_positive("risk.breakers.volatility.window_ms", self.window_ms)
+
+
+class StaleDataBreakerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Trip when a book of a traded instrument has had no valid update for longer than ``max_age_ms``
+    (never updated, or invalid since a gap), checked every ``check_interval_ms``."""
+
+    max_age_ms: int = 5000
+    check_interval_ms: int = 1000
+    action: BreachAction = "halted"
+
+    def __post_init__(self) -> None:
+        _check_positive("risk.breakers.stale_data.max_age_ms", self.max_age_ms)
+        _check_positive("risk.breakers.stale_data.check_interval_ms", self.check_interval_ms)
+
+
+class BreakersConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Circuit breakers (``[risk.breakers.*]``); each is off unless its table is present.
+
+    Example::
+
+        [risk.breakers.reject_rate]      # defaults: 50 % of >= 10 submits in 60 s -> halted
+        [risk.breakers.volatility]
+        max_move_bps = 300
+        window_ms = 10000
+        [risk.breakers.stale_data]
+        max_age_ms = 3000
+        action = "reducing"
+    """
+
+    reject_rate: RejectRateBreakerConfig | None = None
+    volatility: VolatilityBreakerConfig | None = None
+    stale_data: StaleDataBreakerConfig | None = None
+
+    @property
+    def any_enabled(self) -> bool:
+        """Whether at least one breaker is configured."""
+        return self.reject_rate is not None or self.volatility is not None or self.stale_data is not None
+
+
+def breach_state(action: BreachAction) -> TradingState:
+    """The trading state a breach with ``action`` moves to."""
+    return _ACTION_STATE[action]
 
 
 class RiskConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -138,6 +221,9 @@ class RiskConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_onl
     max_drawdown_bps: int | None = None
     """Largest fall of equity from its running peak, basis points of the peak."""
     drawdown_action: BreachAction = "halted"
+
+    breakers: BreakersConfig = msgspec.field(default_factory=BreakersConfig)
+    """Circuit breakers on venue rejects, volatility and stale market data (see :mod:`tradeloop.trading.breakers`)."""
 
     def __post_init__(self) -> None:
         self.resolve()  # validates every field; raises ValueError naming the key
@@ -244,8 +330,8 @@ class ResolvedRiskConfig:
         return self.overrides.get(instrument_id, self.defaults)
 
     def order_rate_for(self, venue: str) -> int:
-        """Most accepted submits per window on ``venue``."""
-        return self.venue_order_rate_max.get(venue, self.order_rate_max)
+        """Most accepted submits per window on ``venue`` (venue names in config match case-insensitively)."""
+        return self.venue_order_rate_max.get(venue.lower(), self.order_rate_max)
 
 
 def _amount(key: str, text: str | None) -> int | None:
@@ -267,6 +353,11 @@ def _override(value: int | None, default: int | None) -> int | None:
 def _check_bps(key: str, value: int | None) -> None:
     if value is not None and value <= 0:
         raise ValueError(f"{key}: must be a positive number of basis points, got {value}")
+
+
+def _check_positive(key: str, value: int) -> None:
+    if value <= 0:
+        raise ValueError(f"{key}: must be positive, got {value}")
 
 
 def _check_count(key: str, value: int | None) -> None:

@@ -67,8 +67,13 @@ def test_logs_are_json_and_redacted() -> None:
     configure_logging("DEBUG", stream=stream)
     register_secret("NhqPtmdSJYdKjVHjA7PZj4Mge3R5")
     log = get_logger("tradeloop.test")
-    log.info("signed request NhqPtmdSJYdKjVHjA7PZj4Mge3R5 sent", venue="binance", api_secret="anything",
-             detail="key=NhqPtmdSJYdKjVHjA7PZj4Mge3R5", nested={"token": "abc123456", "ok": 1})
+    log.info(
+        "signed request NhqPtmdSJYdKjVHjA7PZj4Mge3R5 sent",
+        venue="binance",
+        api_secret="anything",
+        detail="key=NhqPtmdSJYdKjVHjA7PZj4Mge3R5",
+        nested={"token": "abc123456", "ok": 1},
+    )
     line = stream.getvalue().strip()
     record = json.loads(line)
     assert "NhqPtmdSJYdKjVHjA7PZj4Mge3R5" not in line and "abc123456" not in line

@@ -171,8 +171,6 @@ def test_parse_fixed_non_str_and_subclasses_match_python() -> None:
         assert outcome(c.parse_fixed, value) == outcome(fixed.parse, value)
 
 
-
-
 def _small_exponent(text: str | bytes) -> bool:
     # fixed.parse computes 10**exponent: keep generated exponents small ("1e99999999" would hang).
     if isinstance(text, bytes):
@@ -311,9 +309,11 @@ def test_parse_levels_json_matches_two_step(levels: list[tuple[str, str]]) -> No
 
 
 @settings(max_examples=300)
-@given((st.binary(max_size=40) | st.text(alphabet='[]",. 0123456789e-\\u', max_size=40).map(str.encode)).filter(
-    _small_exponent
-))
+@given(
+    (st.binary(max_size=40) | st.text(alphabet='[]",. 0123456789e-\\u', max_size=40).map(str.encode)).filter(
+        _small_exponent
+    )
+)
 def test_parse_levels_json_garbage_matches_two_step(data: bytes) -> None:
     c = _need_c()
     assert outcome(c.parse_levels_json, data) == outcome(_parse_levels_json_py, data)

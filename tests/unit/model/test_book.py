@@ -11,16 +11,37 @@ IID = InstrumentId("binance", "BTCUSDT")
 P = fixed.parse
 
 
-def deltas(first: int, last: int, bids=(), asks=(), snapshot: bool = False, prev: int = -1,  # type: ignore[no-untyped-def]
-           checksum: int | None = None) -> BookDeltas:
-    return BookDeltas(instrument_id=IID, ts_event=0, ts_recv=0, first_seq=first, last_seq=last,
-                      bids=[(P(p), P(q)) for p, q in bids], asks=[(P(p), P(q)) for p, q in asks],
-                      snapshot=snapshot, prev_seq=prev, checksum=checksum)
+def deltas(
+    first: int,
+    last: int,
+    bids=(),
+    asks=(),
+    snapshot: bool = False,
+    prev: int = -1,  # type: ignore[no-untyped-def]
+    checksum: int | None = None,
+) -> BookDeltas:
+    return BookDeltas(
+        instrument_id=IID,
+        ts_event=0,
+        ts_recv=0,
+        first_seq=first,
+        last_seq=last,
+        bids=[(P(p), P(q)) for p, q in bids],
+        asks=[(P(p), P(q)) for p, q in asks],
+        snapshot=snapshot,
+        prev_seq=prev,
+        checksum=checksum,
+    )
 
 
 def snap(seq: int = 100) -> BookDeltas:
-    return deltas(seq, seq, bids=[("100", "1"), ("99", "2"), ("98", "3")],
-                  asks=[("101", "1"), ("102", "2"), ("103", "3")], snapshot=True)
+    return deltas(
+        seq,
+        seq,
+        bids=[("100", "1"), ("99", "2"), ("98", "3")],
+        asks=[("101", "1"), ("102", "2"), ("103", "3")],
+        snapshot=True,
+    )
 
 
 def test_snapshot_best_and_depth() -> None:
@@ -99,8 +120,9 @@ def test_random_deltas_match_a_naive_book() -> None:
     for i in range(3000):
         bids = [(rng.randint(900, 1000) * 10**7, rng.choice([0, 0, rng.randint(1, 50) * 10**6])) for _ in range(5)]
         asks = [(rng.randint(1001, 1100) * 10**7, rng.choice([0, 0, rng.randint(1, 50) * 10**6])) for _ in range(5)]
-        book.apply_deltas(BookDeltas(instrument_id=IID, ts_event=i, ts_recv=i, first_seq=i, last_seq=i, bids=bids,
-                                     asks=asks))
+        book.apply_deltas(
+            BookDeltas(instrument_id=IID, ts_event=i, ts_recv=i, first_seq=i, last_seq=i, bids=bids, asks=asks)
+        )
         for side, levels in ((naive_b, bids), (naive_a, asks)):
             for p, q in levels:
                 if q:

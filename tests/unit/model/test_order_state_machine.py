@@ -43,9 +43,17 @@ _trade = iter(range(1, 10**9))
 
 
 def fill(qty: int) -> OrderFilled:
-    return OrderFilled(**base(), venue_order_id="V1", trade_id=f"T{next(_trade)}", side=Side.BUY,  # type: ignore[arg-type]
-                       last_qty=qty, last_price=fixed.parse("100"), fee=0, fee_currency="USDT",
-                       liquidity=LiquiditySide.MAKER)
+    return OrderFilled(
+        **base(),
+        venue_order_id="V1",
+        trade_id=f"T{next(_trade)}",
+        side=Side.BUY,  # type: ignore[arg-type]
+        last_qty=qty,
+        last_price=fixed.parse("100"),
+        fee=0,
+        fee_currency="USDT",
+        liquidity=LiquiditySide.MAKER,
+    )
 
 
 EVENTS: dict[str, Callable[[], OrderEvent]] = {
@@ -122,9 +130,19 @@ LEGAL: dict[tuple[OrderStatus, str], OrderStatus] = {
 
 
 def make_order(status: OrderStatus) -> Order:
-    order = Order(OrderInitialized(**base(), strategy_id="s", side=Side.BUY, qty=QTY,  # type: ignore[arg-type]
-                                   price=fixed.parse("100"), order_type=OrderType.LIMIT,
-                                   time_in_force=TimeInForce.GTC, post_only=False, reduce_only=False))
+    order = Order(
+        OrderInitialized(
+            **base(),
+            strategy_id="s",
+            side=Side.BUY,
+            qty=QTY,  # type: ignore[arg-type]
+            price=fixed.parse("100"),
+            order_type=OrderType.LIMIT,
+            time_in_force=TimeInForce.GTC,
+            post_only=False,
+            reduce_only=False,
+        )
+    )
     for step in PATHS[status]:
         order.apply(EVENTS[step]())
     assert order.status is status

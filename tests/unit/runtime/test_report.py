@@ -401,7 +401,7 @@ def test_png_charts(run: tuple[RunSummary, RunSeries], tmp_path: Path) -> None:
 def test_envelope_keeps_spikes_ends_and_gaps() -> None:
     import numpy as np
 
-    from tradeloop.runtime.report import _envelope_idx
+    from tradeloop.runtime.plotting import envelope_idx as _envelope_idx
 
     y = np.zeros(100_000)
     y[12_345] = 50.0

@@ -17,8 +17,9 @@ PERP = InstrumentId("v2", "BTCUSDT")
 def instruments() -> list[Instrument]:
     return [
         Instrument(id=SPOT, base="BTC", quote="USDT", tick_size=P("0.01"), lot_size=P("0.00001")),
-        Instrument(id=PERP, base="BTC", quote="USDT", kind=InstrumentKind.LINEAR_PERP, tick_size=P("0.1"),
-                   lot_size=P("0.001")),
+        Instrument(
+            id=PERP, base="BTC", quote="USDT", kind=InstrumentKind.LINEAR_PERP, tick_size=P("0.1"), lot_size=P("0.001")
+        ),
     ]
 
 
@@ -26,9 +27,19 @@ _n = iter(range(10**6))
 
 
 def fill(iid: InstrumentId, side: Side, qty: str, price: str, fee: str = "0", ccy: str = "USDT") -> OrderFilled:
-    return OrderFilled(ts=0, instrument_id=iid, client_order_id="c", venue_order_id="v", trade_id=f"t{next(_n)}",
-                       side=side, last_qty=P(qty), last_price=P(price), fee=P(fee), fee_currency=ccy,
-                       liquidity=LiquiditySide.TAKER)
+    return OrderFilled(
+        ts=0,
+        instrument_id=iid,
+        client_order_id="c",
+        venue_order_id="v",
+        trade_id=f"t{next(_n)}",
+        side=side,
+        last_qty=P(qty),
+        last_price=P(price),
+        fee=P(fee),
+        fee_currency=ccy,
+        liquidity=LiquiditySide.TAKER,
+    )
 
 
 def test_spot_and_perp_hand_computed() -> None:
@@ -61,7 +72,8 @@ def test_invalid_fill_changes_nothing() -> None:
 
 
 def test_instruments_must_share_the_valuation_currency() -> None:
-    odd = Instrument(id=InstrumentId("v1", "ETHBTC"), base="ETH", quote="BTC", tick_size=P("0.00001"),
-                     lot_size=P("0.001"))
+    odd = Instrument(
+        id=InstrumentId("v1", "ETHBTC"), base="ETH", quote="BTC", tick_size=P("0.00001"), lot_size=P("0.001")
+    )
     with pytest.raises(PortfolioError):
         Portfolio([odd], {})

@@ -368,5 +368,3 @@ def test_self_trade_can_be_disabled() -> None:
     env = make(disabled_checks=("self_trade",))
     env.orders.add(Side.SELL, "0.1", "60000")
     assert env.engine.check_submit(buy("0.1", "60001")) is None
-
-

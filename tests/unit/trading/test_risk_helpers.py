@@ -227,5 +227,3 @@ def state(engine: RiskEngine) -> TradingState:
 
 def denied_by(reason: str | None, check: str) -> bool:
     return reason is not None and reason.startswith(check + ": ")
-
-

@@ -1,0 +1,1 @@
+"""Security: the encrypted key store for exchange credentials and the hash-chained audit log."""

@@ -193,6 +193,16 @@ class BookManager:
             counters.buffered += 1
         return _INVALID
 
+    def invalidate(self, instrument_id: InstrumentId, reason: str) -> None:
+        """Mark a book unusable until its next snapshot, from outside the book (a connector lost its
+        feed, so deltas may have been missed). Publishes the ``BookStatus`` if the book was valid."""
+        entry = self._entries.get(instrument_id)
+        if entry is None or not entry.book.valid:
+            return
+        entry.book.invalidate(reason)
+        entry.buffer.clear()
+        self._invalidated(entry)
+
     def _create(self, instrument_id: InstrumentId) -> _Entry:
         venue = instrument_id.venue
         book = OrderBook(
@@ -261,8 +271,9 @@ class BookManager:
 
 class MarketDataHub:
     """Entry point for parsed market data: ``BookDeltas`` go to the :class:`BookManager` (which
-    publishes books), trades to ``topics.TRADES``, quotes to ``topics.QUOTES``, book statuses from
-    elsewhere (e.g. a connector that lost its feed) to ``topics.BOOK_STATUS``.
+    publishes books), trades to ``topics.TRADES``, quotes to ``topics.QUOTES``. An invalid
+    ``BookStatus`` from a connector (it lost its feed, so deltas may be missing) invalidates that
+    book until its next snapshot; only the book manager declares a book valid.
 
     With ``publish_deltas`` the raw batches are also published on ``topics.BOOK_DELTAS`` before
     they are applied.
@@ -287,6 +298,7 @@ class MarketDataHub:
         elif type(item) is Quote:
             self._bus.publish(topics.QUOTES, item)
         elif type(item) is BookStatus:
-            self._bus.publish(topics.BOOK_STATUS, item)
+            if not item.valid:
+                self.book_manager.invalidate(item.instrument_id, item.reason)
         else:
             raise TypeError(f"not market data: {type(item).__name__}")

@@ -181,7 +181,17 @@ def test_hub_dispatches_by_type() -> None:
     for item in (snapshot(100), trade, quote, deltas(101, 101), status):
         hub.on_data(item)
     assert trades == [trade] and quotes == [quote] and len(raw) == 2
-    assert rig.published == [100, 101] and rig.statuses[-1] is status
+    assert rig.published == [100, 101]
+    # A connector's "feed lost" invalidates the book until the next snapshot.
+    book = rig.manager.book(IID)
+    assert book is not None and not book.valid and book.invalid_reason == "feed lost"
+    assert rig.statuses[-1].valid is False and rig.statuses[-1].reason == "feed lost"
+    hub.on_data(deltas(102, 102))
+    assert rig.published == [100, 101] and rig.manager.counters(IID).refused == 1
+    hub.on_data(status)  # already invalid: nothing more is published
+    assert sum(1 for s in rig.statuses if not s.valid) == 1
+    hub.on_data(snapshot(200))
+    assert book.valid and rig.statuses[-1].valid and rig.manager.counters(IID).resyncs == 1
     with pytest.raises(TypeError):
         hub.on_data("nonsense")  # type: ignore[arg-type]
 

@@ -21,7 +21,7 @@ from tradeloop.core.config import ConfigError, decode_config
 from tradeloop.core.ids import ClientOrderIdGenerator
 from tradeloop.data.book_manager import BookManager, MarketDataHub
 from tradeloop.model import topics
-from tradeloop.model.book import OrderBook, SequenceRule
+from tradeloop.model.book import ChecksumFn, OrderBook, SequenceRule
 from tradeloop.model.commands import AmendOrder, CancelAllOrders, SubmitOrder
 from tradeloop.model.data import BookStatus, MarketData, Quote, Trade
 from tradeloop.model.enums import Side
@@ -53,6 +53,7 @@ from tradeloop.trading.execution import ExecutionEngine
 from tradeloop.trading.oms import OrderManager
 from tradeloop.trading.portfolio import Portfolio
 from tradeloop.trading.risk import RiskEngine
+from tradeloop.venues.base import EmitEvent, ExecutionClient
 from tradeloop.venues.sim.execution import SimExecutionClient
 from tradeloop.venues.sim.venue import SimulatedVenue
 
@@ -104,7 +105,14 @@ class BacktestEngine:
         clock: SimClock | LiveClock | None = None,
         metrics: EngineProbe | None = None,
         audit: AuditSink | None = None,
+        execution_clients: Mapping[str, Callable[[EmitEvent], ExecutionClient]] | None = None,
+        checksum_fns: Mapping[str, ChecksumFn] | None = None,
+        depth_limits: Mapping[str, int] | None = None,
     ) -> None:
+        """``execution_clients`` maps a venue to a factory of its real execution client (called with
+        the engine's event callback); venues not in it trade on a :class:`SimulatedVenue`, as in a
+        backtest or a paper session. ``checksum_fns`` and ``depth_limits`` are the venues' book rules
+        (see :class:`~tradeloop.data.book_manager.BookManager`)."""
         self.config = config
         self.instruments: dict[InstrumentId, Instrument] = {i.id: i for i in instruments}
         if not self.instruments:
@@ -118,7 +126,9 @@ class BacktestEngine:
         self.stats = BacktestStats(first_ts=start_ns)
         venues = sorted({iid.venue for iid in self.instruments})
 
-        self.book_manager = BookManager(self.bus, self.clock, sequence_rules or {})
+        self.book_manager = BookManager(
+            self.bus, self.clock, sequence_rules or {}, checksum_fns, depth_limits=depth_limits
+        )
         self.hub = MarketDataHub(self.bus, self.book_manager)
         self.portfolio = Portfolio(
             self.instruments.values(),
@@ -126,8 +136,12 @@ class BacktestEngine:
             valuation=config.valuation,
         )
         self.venues: dict[str, SimulatedVenue] = {}
-        clients: dict[str, SimExecutionClient] = {}
+        clients: dict[str, ExecutionClient] = {}
+        external = execution_clients or {}
         for v in venues:
+            if v in external:
+                clients[v] = external[v](self._on_venue_event)
+                continue
             section = config.venue(v)
             venue_instruments = {iid: inst for iid, inst in self.instruments.items() if iid.venue == v}
             self.venues[v] = SimulatedVenue(

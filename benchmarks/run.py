@@ -5,6 +5,8 @@
 Every benchmark reports ``{name, floor_name, floor_seconds, seconds, ratio, target_ratio, passed,
 n_messages, details}`` (best-of-N wall time, ``ratio = seconds / floor_seconds``), printed as a
 table and written as JSON with the Python version and whether the C accelerator was in use.
+Latency benchmarks (``latency.py``: a running node, one sample per event) report percentiles in
+microseconds against their targets under ``"latency"``; their pictures go next to the JSON file.
 Benchmarks live in ``benchmarks/bench_*.py`` and register themselves (see ``harness.py``).
 
 Exit status: 0 when every benchmark that ran met its target, 1 otherwise, 2 on usage errors.
@@ -80,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ[FORCE_PURE_ENV] = "1"
     # Imported only now so that --pure-python takes effect before tradeloop loads its parser.
     from harness import REGISTRY, run_benchmark
+    from latency import LATENCY_REGISTRY, latency_table, run_latency
     from samples import SampleMissing
 
     from tradeloop.core import fastparse
@@ -88,13 +91,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         for name, bench in REGISTRY.items():
             print(f"{name}: {bench.description} (floor {bench.floor_name}, target {bench.target_ratio}x)")
+        for name, lat in LATENCY_REGISTRY.items():
+            print(f"{name}: {lat.description} (targets {lat.targets_us} us)")
         return 0
     wanted = [n for item in args.only for n in item.split(",") if n]
-    unknown = [n for n in wanted if n not in REGISTRY]
+    unknown = [n for n in wanted if n not in REGISTRY and n not in LATENCY_REGISTRY]
     if unknown:
-        print(f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(REGISTRY)}", file=sys.stderr)
+        known = ", ".join([*REGISTRY, *LATENCY_REGISTRY])
+        print(f"unknown benchmark(s): {', '.join(unknown)}; known: {known}", file=sys.stderr)
         return 2
-    selected = [REGISTRY[n] for n in (wanted or list(REGISTRY))]
+    selected = [REGISTRY[n] for n in (wanted or list(REGISTRY)) if n in REGISTRY]
+    selected_latency = [LATENCY_REGISTRY[n] for n in (wanted or list(LATENCY_REGISTRY)) if n in LATENCY_REGISTRY]
+    out_dir = args.output.parent if args.output is not None else HERE
 
     env = {
         "python": platform.python_version(),
@@ -123,7 +131,22 @@ def main(argv: list[str] | None = None) -> int:
         row["details"].setdefault("python", env["python"])
         rows.append(row)
 
-    print(_table(rows))
+    latency_rows: list[dict[str, Any]] = []
+    for lat in selected_latency:
+        print(f"  running {lat.name} ...", file=sys.stderr, flush=True)
+        try:
+            latency_rows.append(run_latency(lat, out_dir))
+        except SampleMissing as exc:
+            skipped.append({"name": lat.name, "reason": str(exc)})
+            failed_setup = failed_setup or os.environ.get("CI") == "true"
+
+    if rows:
+        print(_table(rows))
+    if latency_rows:
+        print(latency_table(latency_rows))
+    for r in latency_rows:
+        for problem in r["details"].get("problems", []):
+            print(f"PROBLEM {r['name']}: {problem}")
     for s in skipped:
         print(f"SKIPPED {s['name']}: {s['reason']}")
     for r in rows:
@@ -136,12 +159,14 @@ def main(argv: list[str] | None = None) -> int:
             "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "repeat": args.repeat,
             "benchmarks": rows,
+            "latency": latency_rows,
             "skipped": skipped,
         }
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps(report, indent=2) + "\n")
         print(f"wrote {args.output}")
-    return 0 if all(r["passed"] for r in rows) and not failed_setup else 1
+    passed = all(r["passed"] for r in rows) and all(r["passed"] for r in latency_rows)
+    return 0 if passed and not failed_setup else 1
 
 
 if __name__ == "__main__":

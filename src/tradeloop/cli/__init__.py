@@ -8,9 +8,12 @@ from tradeloop.cli.audit import audit_app
 from tradeloop.cli.backtest import backtest
 from tradeloop.cli.control import kill, resume
 from tradeloop.cli.keys import keys_app
+from tradeloop.cli.live import live
 from tradeloop.cli.paper import paper
+from tradeloop.cli.record import record
 from tradeloop.cli.replay import replay
 from tradeloop.cli.report import report
+from tradeloop.cli.simulate import simulate
 
 app = typer.Typer(
     add_completion=False,
@@ -28,10 +31,13 @@ app.command()(backtest)
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 app.command()(paper)
+app.command()(live)
+app.command()(record)
 app.command(name="report")(report)
 app.command()(replay)
 app.command()(kill)
 app.command()(resume)
+app.command()(simulate)
 
 
 def _expand_data_args(args: list[str]) -> list[str]:

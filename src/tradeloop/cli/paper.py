@@ -34,13 +34,24 @@ def paper(
         None, "--log-file", help="Write JSON logs here (default: warnings to stderr)."
     ),
     log_level: str = typer.Option("WARNING", "--log-level", help="DEBUG, INFO, WARNING or ERROR."),
+    venue: str | None = typer.Option(
+        None, "--venue", help="Trade this venue's live public market data (fills stay simulated)."
+    ),
+    symbol: list[str] | None = typer.Option(None, "--symbol", help="Symbol on --venue (repeatable), e.g. BTCUSDT."),
+    endpoint: str | None = typer.Option(
+        None, "--endpoint", help="Market data from a local simulator at this URL (http://127.0.0.1:PORT)."
+    ),
 ) -> None:
-    """Paper trading: the strategy on simulated venues, in real time, with metrics and the admin API."""
+    """Paper trading: the strategy on simulated venues, in real time, with metrics and the admin API.
+
+    Market data: the config's (synthetic market or recordings), or with --venue and --symbol the
+    venue's live public feed (--endpoint: a local simulator instead of the exchange)."""
     from tradeloop.core.logging import configure_logging
     from tradeloop.ops.admin import AdminConfigError, AdminSettings
     from tradeloop.runtime.config import load_backtest_config
     from tradeloop.runtime.paper import PaperSession
     from tradeloop.runtime.summary import render_summary
+    from tradeloop.runtime.venue_feed import VenueFeed, VenueMarketData
     from tradeloop.strategies.loader import StrategyNotFound
 
     configure_logging(log_level, path=str(log_file) if log_file else None)
@@ -55,8 +66,21 @@ def paper(
             cfg = msgspec.structs.replace(cfg, journal=msgspec.structs.replace(cfg.journal, path=str(journal)))
         if audit_log is not None:
             cfg = msgspec.structs.replace(cfg, audit=msgspec.structs.replace(cfg.audit, path=str(audit_log)))
+        venue_feed = None
+        if venue is not None:
+            if not symbol:
+                raise ConfigError("--venue needs at least one --symbol")
+            venue_feed = VenueFeed([VenueMarketData(venue, symbol, endpoint=endpoint)])
+        elif symbol or endpoint:
+            raise ConfigError("--symbol and --endpoint need --venue")
         session = PaperSession(
-            cfg, speed=speed, duration_s=duration, admin=settings, strategy_spec=strategy, console=console
+            cfg,
+            speed=speed,
+            duration_s=duration,
+            admin=settings,
+            strategy_spec=strategy,
+            console=console,
+            venue_feed=venue_feed,
         )
     except AdminConfigError as exc:
         console.print(f"[red]admin API error:[/red] {exc}")
@@ -77,6 +101,9 @@ def paper(
     except AdminConfigError as exc:
         console.print(f"[red]admin API error:[/red] {exc}")
         raise typer.Exit(2) from None
+    except ConnectionError as exc:
+        console.print(f"[red]market data error:[/red] {exc}")
+        raise typer.Exit(1) from None
     finally:
         session.engine.journal.close()
     console.print(f"session ended: {session.stop_reason}")

@@ -22,6 +22,10 @@
  *     The order book's per-side update (``OrderBook._apply_side``) in C, on a list or on a
  *     PriceLadder (an int64 array of the side's sorted price keys).
  *
+ * checksum_text_interleaved(...), checksum_text_digits(...) -> bytes | None
+ *     The text venues compute their book checksums over (OKX, Kraken), written straight from the
+ *     book's sides; None for anything but int64 values (the Python formatting then decides).
+ *
  * Only the result objects are allocated; no UB on any input (sanitizer-checked), and a Python
  * callback that mutates an input during a fallback call cannot make the C code read out of bounds.
  */
@@ -1196,6 +1200,317 @@ apply_side(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
+/* -- checksum text of a book's top levels ------------------------------------------------------ */
+
+/* Longest text of one int64 nanos value: sign, 10 whole digits, dot, 18 decimals (with margin). */
+#define NUMBER_TEXT_MAX 40
+#define TEXT_DECIMALS_MAX 18
+
+/*
+ * Write ``v`` nanos at ``out`` as ``tradeloop.core.fixed.to_str`` would: ``decimals`` < 0 drops
+ * trailing zeros (and the dot when no fraction is left); 0..18 writes exactly that many decimals
+ * (returns -1 when ``v`` has nonzero digits beyond them: Python raises, the caller falls back). With
+ * ``digits_only`` the dot is left out and leading zeros are stripped (Kraken's checksum form:
+ * ``to_str(v, d).replace(".", "").lstrip("0")``). Returns the number of chars written.
+ */
+static int
+write_nanos(char *out, int64_t v, int decimals, int digits_only)
+{
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    uint64_t whole = u / POW10[SCALE_DIGITS];
+    uint64_t frac = u % POW10[SCALE_DIGITS];
+    char digits[NUMBER_TEXT_MAX];
+    int n = 0;
+    char rev[24];
+    int rn = 0;
+    do {
+        rev[rn++] = (char)('0' + (int)(whole % 10));
+        whole /= 10;
+    } while (whole);
+    while (rn) {
+        digits[n++] = rev[--rn];
+    }
+    char f[SCALE_DIGITS];
+    for (int i = SCALE_DIGITS - 1; i >= 0; i--) {
+        f[i] = (char)('0' + (int)(frac % 10));
+        frac /= 10;
+    }
+    int flen;
+    if (decimals < 0) {
+        flen = SCALE_DIGITS;
+        while (flen > 0 && f[flen - 1] == '0') {
+            flen--;
+        }
+    }
+    else if (decimals <= SCALE_DIGITS) {
+        for (int i = decimals; i < SCALE_DIGITS; i++) {
+            if (f[i] != '0') {
+                return -1;
+            }
+        }
+        flen = decimals;
+    }
+    else {
+        flen = SCALE_DIGITS;
+    }
+    int whole_len = n;
+    memcpy(digits + n, f, (size_t)flen);
+    n += flen;
+    int pad = decimals > SCALE_DIGITS ? decimals - SCALE_DIGITS : 0;
+    memset(digits + n, '0', (size_t)pad);
+    n += pad;
+    int w = 0;
+    if (v < 0) {
+        out[w++] = '-';
+    }
+    if (digits_only) {
+        int start = 0;
+        if (v >= 0) {
+            while (start < n && digits[start] == '0') {
+                start++;
+            }
+        }
+        memcpy(out + w, digits + start, (size_t)(n - start));
+        return w + n - start;
+    }
+    memcpy(out + w, digits, (size_t)whole_len);
+    w += whole_len;
+    if (n > whole_len) {
+        out[w++] = '.';
+        memcpy(out + w, digits + whole_len, (size_t)(n - whole_len));
+        w += n - whole_len;
+    }
+    return w;
+}
+
+/* One book side as read by the checksum writers: its price keys (best last) and sizes. */
+typedef struct {
+    PyObject *keys; /* list or PriceLadder */
+    int is_ladder;
+    PyObject *sizes; /* dict price -> size */
+    int64_t sign;    /* price = sign * key */
+    Py_ssize_t n;    /* levels taken (best first) */
+} side_view;
+
+/* 1 on success, 0 when the side is not in the handled shape (the caller falls back), -1 on error. */
+static int
+side_view_init(module_state *st, side_view *view, PyObject *keys, PyObject *sizes, int64_t sign, Py_ssize_t depth)
+{
+    view->is_ladder = Py_IS_TYPE(keys, st->ladder_type);
+    if ((!view->is_ladder && !PyList_CheckExact(keys)) || !PyDict_CheckExact(sizes)) {
+        return 0;
+    }
+    Py_ssize_t len = view->is_ladder ? ((Ladder *)keys)->size : PyList_GET_SIZE(keys);
+    view->keys = keys;
+    view->sizes = sizes;
+    view->sign = sign;
+    view->n = depth < len ? depth : len;
+    return 1;
+}
+
+/* The i-th best level's price and size (i < view->n): 1, 0 (unhandled shape), -1 (error). */
+static int
+side_level(const side_view *view, Py_ssize_t i, int64_t *price, int64_t *size)
+{
+    int64_t key;
+    if (view->is_ladder) {
+        const Ladder *ladder = (const Ladder *)view->keys;
+        if (i >= ladder->size) {
+            return 0;
+        }
+        key = ladder->items[ladder->size - 1 - i];
+    }
+    else {
+        Py_ssize_t len = PyList_GET_SIZE(view->keys);
+        if (i >= len || !as_int64(PyList_GET_ITEM(view->keys, len - 1 - i), &key)) {
+            return 0;
+        }
+    }
+    if (key == INT64_MIN) {
+        return 0;
+    }
+    *price = view->sign * key;
+    PyObject *price_obj = PyLong_FromLongLong((long long)*price);
+    if (price_obj == NULL) {
+        return -1;
+    }
+    PyObject *size_obj = PyDict_GetItemWithError(view->sizes, price_obj); /* borrowed */
+    Py_DECREF(price_obj);
+    if (size_obj == NULL) {
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    return as_int64(size_obj, size);
+}
+
+/* Append one level at ``*w`` ("price" sep "size", or the digits of both): 1, 0 (fall back), -1. */
+static int
+write_level(char *buf, Py_ssize_t *w, const side_view *view, Py_ssize_t i, int price_decimals, int qty_decimals,
+            int digits_only, char sep)
+{
+    int64_t price, size;
+    int rc = side_level(view, i, &price, &size);
+    if (rc <= 0) {
+        return rc;
+    }
+    int len = write_nanos(buf + *w, price, price_decimals, digits_only);
+    if (len < 0) {
+        return 0;
+    }
+    *w += len;
+    if (sep) {
+        buf[(*w)++] = sep;
+    }
+    len = write_nanos(buf + *w, size, qty_decimals, digits_only);
+    if (len < 0) {
+        return 0;
+    }
+    *w += len;
+    return 1;
+}
+
+static int
+parse_depth(PyObject *obj, Py_ssize_t *depth)
+{
+    Py_ssize_t d = PyNumber_AsSsize_t(obj, PyExc_OverflowError);
+    if (d == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    *depth = d < 0 ? 0 : d;
+    return 0;
+}
+
+/*
+ * checksum_text_interleaved(bid_keys, bids, ask_keys, asks, depth) -> bytes | None
+ * OKX's layout: ``bidPx:bidSz:askPx:askSz:...`` over the best ``depth`` levels of each side (the
+ * longer side's remaining levels continue alone), numbers without trailing zeros.
+ */
+static PyObject *
+checksum_text_interleaved(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5) {
+        PyErr_Format(PyExc_TypeError, "checksum_text_interleaved() takes exactly 5 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    module_state *st = get_state(module);
+    Py_ssize_t depth;
+    if (parse_depth(args[4], &depth) < 0) {
+        return NULL;
+    }
+    side_view bids, asks;
+    int ok = side_view_init(st, &bids, args[0], args[1], 1, depth);
+    if (ok > 0) {
+        ok = side_view_init(st, &asks, args[2], args[3], -1, depth);
+    }
+    if (ok <= 0) {
+        Py_RETURN_NONE;
+    }
+    Py_ssize_t levels = bids.n + asks.n;
+    PyObject *out = PyBytes_FromStringAndSize(NULL, levels * (2 * NUMBER_TEXT_MAX + 2));
+    if (out == NULL) {
+        return NULL;
+    }
+    char *buf = PyBytes_AS_STRING(out);
+    Py_ssize_t w = 0;
+    Py_ssize_t most = bids.n > asks.n ? bids.n : asks.n;
+    for (Py_ssize_t i = 0; i < most; i++) {
+        for (int k = 0; k < 2; k++) {
+            const side_view *view = k == 0 ? &bids : &asks;
+            if (i >= view->n) {
+                continue;
+            }
+            if (w > 0) {
+                buf[w++] = ':';
+            }
+            int rc = write_level(buf, &w, view, i, -1, -1, 0, ':');
+            if (rc <= 0) {
+                Py_DECREF(out);
+                if (rc < 0) {
+                    return NULL;
+                }
+                Py_RETURN_NONE;
+            }
+        }
+    }
+    if (_PyBytes_Resize(&out, w) < 0) {
+        return NULL;
+    }
+    return out;
+}
+
+/*
+ * checksum_text_digits(ask_keys, asks, bid_keys, bids, depth, price_decimals, qty_decimals) -> bytes | None
+ * Kraken's layout: the best ``depth`` asks then the best ``depth`` bids, each level's price and size
+ * written with the pair's decimals, dot removed, leading zeros stripped, nothing between them.
+ */
+static PyObject *
+checksum_text_digits(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 7) {
+        PyErr_Format(PyExc_TypeError, "checksum_text_digits() takes exactly 7 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    module_state *st = get_state(module);
+    Py_ssize_t depth;
+    if (parse_depth(args[4], &depth) < 0) {
+        return NULL;
+    }
+    long price_decimals = PyLong_AsLong(args[5]);
+    if (price_decimals == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    long qty_decimals = PyLong_AsLong(args[6]);
+    if (qty_decimals == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (price_decimals < 0 || price_decimals > TEXT_DECIMALS_MAX || qty_decimals < 0 ||
+        qty_decimals > TEXT_DECIMALS_MAX) {
+        Py_RETURN_NONE;
+    }
+    side_view asks, bids;
+    int ok = side_view_init(st, &asks, args[0], args[1], -1, depth);
+    if (ok > 0) {
+        ok = side_view_init(st, &bids, args[2], args[3], 1, depth);
+    }
+    if (ok <= 0) {
+        Py_RETURN_NONE;
+    }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, (asks.n + bids.n) * 2 * NUMBER_TEXT_MAX);
+    if (out == NULL) {
+        return NULL;
+    }
+    char *buf = PyBytes_AS_STRING(out);
+    Py_ssize_t w = 0;
+    for (int k = 0; k < 2; k++) {
+        const side_view *view = k == 0 ? &asks : &bids;
+        for (Py_ssize_t i = 0; i < view->n; i++) {
+            int rc = write_level(buf, &w, view, i, (int)price_decimals, (int)qty_decimals, 1, 0);
+            if (rc <= 0) {
+                Py_DECREF(out);
+                if (rc < 0) {
+                    return NULL;
+                }
+                Py_RETURN_NONE;
+            }
+        }
+    }
+    if (_PyBytes_Resize(&out, w) < 0) {
+        return NULL;
+    }
+    return out;
+}
+
+PyDoc_STRVAR(checksum_text_interleaved_doc,
+             "checksum_text_interleaved(bid_keys, bids, ask_keys, asks, depth, /)\n--\n\n"
+             "OKX's checksum text of a book's best ``depth`` levels per side: bidPx:bidSz:askPx:askSz:...\n"
+             "(numbers as fixed.to_str writes them). The keys are the book's sorted price keys (best last;\n"
+             "asks negated). None when a value is not an int64 (the caller formats in Python).");
+
+PyDoc_STRVAR(checksum_text_digits_doc,
+             "checksum_text_digits(ask_keys, asks, bid_keys, bids, depth, price_decimals, qty_decimals, /)\n--\n\n"
+             "Kraken's checksum text: the best ``depth`` asks then bids, each price and size written with\n"
+             "its decimals, the dot removed and leading zeros stripped. None when a value cannot be written\n"
+             "with those decimals or is not an int64 (the caller formats in Python, which raises as before).");
+
 PyDoc_STRVAR(apply_side_doc,
              "apply_side(levels, side, prices, sign, /)\n--\n\n"
              "OrderBook._apply_side in C: apply absolute (price, size) levels (size <= 0 deletes) to one\n"
@@ -1215,6 +1530,10 @@ static PyMethodDef fastparse_methods[] = {
     {"parse_levels", (PyCFunction)parse_levels, METH_O, parse_levels_doc},
     {"parse_levels_json", (PyCFunction)parse_levels_json, METH_O, parse_levels_json_doc},
     {"apply_side", (PyCFunction)(void (*)(void))apply_side, METH_FASTCALL, apply_side_doc},
+    {"checksum_text_interleaved", (PyCFunction)(void (*)(void))checksum_text_interleaved, METH_FASTCALL,
+     checksum_text_interleaved_doc},
+    {"checksum_text_digits", (PyCFunction)(void (*)(void))checksum_text_digits, METH_FASTCALL,
+     checksum_text_digits_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -124,6 +124,13 @@ class LiveClock:
     def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self._loop = loop
         self._handles: dict[str, asyncio.TimerHandle] = {}
+        # Alarms (one-shot, often canceled before they fire: request deadlines) keep their own heap
+        # under one asyncio handle for the earliest: setting or canceling one costs a dict update and
+        # a heap push instead of an asyncio TimerHandle each. Canceled entries are dropped lazily.
+        self._alarms: dict[str, tuple[int, int, TimerCallback]] = {}  # name -> (at, generation, callback)
+        self._alarm_heap: list[tuple[int, int, str]] = []
+        self._alarm_handle: asyncio.TimerHandle | None = None
+        self._alarm_handle_at = 0
         # call_at keeps its own heap: asyncio orders handles by float time only, so same-time calls
         # (a venue's accept and fill, a submit and its cancel) could run out of order.
         self._calls: list[tuple[int, int, Callable[[], None]]] = []
@@ -160,13 +167,66 @@ class LiveClock:
         self._handles[name] = loop.call_later(delay, fire)
 
     def set_alarm(self, name: str, at_ns: int, callback: TimerCallback) -> None:
-        self.cancel_timer(name)
-        self._schedule(name, at_ns, 0, callback)
+        handle = self._handles.pop(name, None)
+        if handle is not None:
+            handle.cancel()
+        gen = next(self._seq)
+        self._alarms[name] = (at_ns, gen, callback)
+        heap = self._alarm_heap
+        heapq.heappush(heap, (at_ns, gen, name))
+        if len(heap) > 2 * len(self._alarms) + 64:
+            self._compact_alarms()
+        if self._alarm_handle is None or at_ns < self._alarm_handle_at:
+            self._arm_alarms()
 
     def cancel_timer(self, name: str) -> None:
         handle = self._handles.pop(name, None)
         if handle is not None:
             handle.cancel()
+        self._alarms.pop(name, None)
+
+    def _compact_alarms(self) -> None:
+        heap = self._alarm_heap  # in place: _run_alarms may be iterating it
+        heap[:] = [(at, gen, name) for name, (at, gen, _) in self._alarms.items()]
+        heapq.heapify(heap)
+
+    def _next_alarm_ns(self) -> int | None:
+        heap = self._alarm_heap
+        alarms = self._alarms
+        while heap:
+            at, gen, name = heap[0]
+            entry = alarms.get(name)
+            if entry is not None and entry[1] == gen:
+                return at
+            heapq.heappop(heap)
+        return None
+
+    def _arm_alarms(self) -> None:
+        if self._alarm_handle is not None:
+            self._alarm_handle.cancel()
+            self._alarm_handle = None
+        head = self._next_alarm_ns()
+        if head is None:
+            return
+        self._alarm_handle_at = head
+        self._alarm_handle = self._get_loop().call_later(max(head - self.now_ns(), 0) / 1e9, self._run_alarms)
+
+    def _run_alarms(self) -> None:
+        self._alarm_handle = None
+        heap = self._alarm_heap
+        alarms = self._alarms
+        now = self.now_ns()
+        try:
+            while heap and heap[0][0] <= now:
+                at, gen, name = heapq.heappop(heap)
+                entry = alarms.get(name)
+                if entry is None or entry[1] != gen:
+                    continue  # canceled or set again
+                del alarms[name]
+                entry[2](name, at)
+        finally:
+            if self._alarm_handle is None:
+                self._arm_alarms()
 
     def call_at(self, at_ns: int, fn: Callable[[], None]) -> None:
         """Run ``fn`` once at ``at_ns``; calls run in (time, scheduling order), like :class:`SimClock`."""

@@ -13,6 +13,11 @@ For ``tradeloop.model.book`` the accelerator also carries ``apply_side`` (the C 
 ``OrderBook._apply_side``, exported as :data:`book_apply_side`, ``None`` without the accelerator)
 and ``PriceLadder``, an int64 array for a side's sorted price keys (see :func:`new_price_keys`).
 
+``checksum_text_interleaved`` and ``checksum_text_digits`` (``None`` without the accelerator) write
+the text venues compute book checksums over (OKX, Kraken) straight from a book's sides
+(``OrderBook.sorted_sides()``); they return ``None`` for anything but int64 values, and the venue
+code then formats in Python.
+
 ``ACCELERATED`` tells which one is in use. Setting ``TRADELOOP_PURE_PYTHON=1`` in the environment
 before the first import forces the pure-Python implementation (benchmarks, debugging).
 """
@@ -35,6 +40,8 @@ __all__ = [
     "FORCE_PURE_ENV",
     "PriceKeys",
     "book_apply_side",
+    "checksum_text_digits",
+    "checksum_text_interleaved",
     "new_price_keys",
     "parse_fixed",
     "parse_levels",
@@ -64,6 +71,8 @@ ParseLevels = Callable[[Sequence[Sequence[str]]], list[tuple[int, int]]]
 ParseLevelsJson = Callable[[JsonText], list[tuple[int, int]]]
 ApplySide = Callable[[list[tuple[int, int]], dict[int, int], PriceKeys, int], None]
 NewPriceKeys = Callable[[list[int]], PriceKeys]
+ChecksumTextInterleaved = Callable[[PriceKeys, dict[int, int], PriceKeys, dict[int, int], int], bytes | None]
+ChecksumTextDigits = Callable[[PriceKeys, dict[int, int], PriceKeys, dict[int, int], int, int, int], bytes | None]
 
 
 def _parse_levels_py(levels: Sequence[Sequence[str]]) -> list[tuple[int, int]]:
@@ -90,13 +99,26 @@ def _new_price_keys_py(sorted_keys: list[int]) -> PriceKeys:
 
 
 class _Accelerator:
-    __slots__ = ("apply_side", "new_price_keys", "parse_fixed", "parse_levels", "parse_levels_json")
+    __slots__ = (
+        "apply_side",
+        "checksum_text_digits",
+        "checksum_text_interleaved",
+        "new_price_keys",
+        "parse_fixed",
+        "parse_levels",
+        "parse_levels_json",
+    )
 
     def __init__(self, module: object) -> None:
         self.parse_fixed = cast(ParseFixed, getattr(module, "parse_fixed"))  # noqa: B009
         self.parse_levels = cast(ParseLevels, getattr(module, "parse_levels"))  # noqa: B009
         self.parse_levels_json = cast(ParseLevelsJson, getattr(module, "parse_levels_json"))  # noqa: B009
         self.apply_side = cast(ApplySide, getattr(module, "apply_side"))  # noqa: B009
+        # Optional: a build of an older source without them still accelerates the rest.
+        self.checksum_text_interleaved = cast(
+            ChecksumTextInterleaved | None, getattr(module, "checksum_text_interleaved", None)
+        )
+        self.checksum_text_digits = cast(ChecksumTextDigits | None, getattr(module, "checksum_text_digits", None))
         ladder = cast(Callable[[list[int]], PriceKeys], getattr(module, "PriceLadder"))  # noqa: B009
 
         def new_price_keys(sorted_keys: list[int]) -> PriceKeys:
@@ -144,6 +166,14 @@ book_apply_side: ApplySide | None
 new_price_keys: NewPriceKeys
 """Container for a book side's sorted keys: a C ``PriceLadder`` (int64 array) when accelerated and
 every key fits, else the list itself."""
+checksum_text_interleaved: ChecksumTextInterleaved | None
+"""``(bid_keys, bids, ask_keys, asks, depth) -> bytes | None``: ``bidPx:bidSz:askPx:askSz:...`` over the
+best ``depth`` levels per side (the longer side's rest continues alone), numbers as
+:func:`tradeloop.core.fixed.to_str` writes them; ``None`` without the accelerator."""
+checksum_text_digits: ChecksumTextDigits | None
+"""``(ask_keys, asks, bid_keys, bids, depth, price_decimals, qty_decimals) -> bytes | None``: the best
+``depth`` asks then bids, each price and size as ``fixed.to_str(v, decimals)`` with the dot removed
+and leading zeros stripped, nothing between; ``None`` without the accelerator."""
 
 if _accelerator is not None:
     parse_fixed = _accelerator.parse_fixed
@@ -151,9 +181,13 @@ if _accelerator is not None:
     parse_levels_json = _accelerator.parse_levels_json
     book_apply_side = _accelerator.apply_side
     new_price_keys = _accelerator.new_price_keys
+    checksum_text_interleaved = _accelerator.checksum_text_interleaved
+    checksum_text_digits = _accelerator.checksum_text_digits
 else:
     parse_fixed = _parse_fixed_py
     parse_levels = _parse_levels_py
     parse_levels_json = _parse_levels_json_py
     book_apply_side = None
     new_price_keys = _new_price_keys_py
+    checksum_text_interleaved = None
+    checksum_text_digits = None

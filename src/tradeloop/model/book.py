@@ -296,6 +296,12 @@ class OrderBook:
         asks = self.asks
         return [(-k, asks[-k]) for k in reversed(self._ask_px[-n:])] if n > 0 else []
 
+    def sorted_sides(self) -> tuple[PriceKeys, dict[int, int], PriceKeys, dict[int, int]]:
+        """The book's own structures, for fast readers (the C checksum writers of
+        :mod:`tradeloop.core.fastparse`): bid price keys ascending (best last), bid sizes by price,
+        ask keys (negated prices) ascending (best last), ask sizes by price. Read them, never change them."""
+        return self._bid_px, self.bids, self._ask_px, self.asks
+
     def volume(self, side_is_bid: bool, n_levels: int) -> int:
         """Total size over the best ``n_levels`` of one side."""
         if side_is_bid:

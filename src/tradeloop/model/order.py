@@ -62,6 +62,9 @@ _allow((S.PENDING_AMEND,), OrderAmendRejected, "restore")
 _allow((S.PENDING_CANCEL, S.PENDING_AMEND), OrderAccepted, "keep")
 _allow((S.PENDING_CANCEL,), OrderAmended, "keep")
 _allow((S.PENDING_CANCEL,), OrderAmendRejected, "keep")
+# A cancel sent before the venue answered the submit, then the venue refuses the order itself (e.g.
+# post-only would cross): the order never existed there. Only legal if it was never accepted.
+_allow((S.PENDING_CANCEL,), OrderRejected, S.REJECTED)
 
 
 class IllegalTransition(Exception):
@@ -144,7 +147,9 @@ class Order:
             self.ts_last = event.ts
             return
         target = TRANSITIONS.get((self.status, type(event)))
-        if target is None:
+        if target is None or (
+            type(event) is OrderRejected and self.status is S.PENDING_CANCEL and self._resume_status is not S.SUBMITTED
+        ):
             raise IllegalTransition(self, event)
         if isinstance(event, OrderFilled):
             if event.trade_id and event.trade_id in self.trade_ids:

@@ -126,8 +126,10 @@ class EngineMetrics:
             registry=r,
         )
         self.events = Counter("tradeloop_events", "Market data items and engine events by type.", ["kind"], registry=r)
-        for status in OrderStatus:
-            self.orders.labels(status.value).set(0)
+        # Labelled children looked up once: ``labels()`` on every event costs more than the update.
+        self._order_gauges = {status: self.orders.labels(status.value) for status in OrderStatus}
+        for gauge in self._order_gauges.values():
+            gauge.set(0)
         for kind in PNL_KINDS:
             self.pnl.labels(kind).set(0)
         self._engine: BacktestEngine | None = None
@@ -136,6 +138,7 @@ class EngineMetrics:
         self._status: dict[str, OrderStatus] = {}
         self._order_counts: dict[OrderStatus, int] = dict.fromkeys(OrderStatus, 0)
         self._event_counters: dict[str, Counter] = {}
+        self._observe_tick_to_trade = self.tick_to_trade.observe
 
     # -- EngineProbe --------------------------------------------------------------------------
 
@@ -153,8 +156,12 @@ class EngineMetrics:
         self.risk_state.set(RISK_STATE_CODES[engine.risk.state])
 
     def market_data_started(self, item: MarketData) -> None:
-        if type(item) is not BookStatus:  # statuses are counted when published
-            self._count(type(item).__name__)
+        kind = type(item)
+        if kind is not BookStatus:  # statuses are counted when published
+            counter = self._event_counters.get(kind.__name__)
+            if counter is None:
+                counter = self._event_counter(kind.__name__)
+            counter.inc()
         self._tick_start = time.perf_counter_ns()
 
     def market_data_finished(self) -> None:
@@ -163,7 +170,7 @@ class EngineMetrics:
     def order_sent(self, client_order_id: str) -> None:
         now = time.perf_counter_ns()
         if self._tick_start is not None:
-            self.tick_to_trade.observe((now - self._tick_start) / 1e9)
+            self._observe_tick_to_trade((now - self._tick_start) / 1e9)
         sent = self._sent
         sent.pop(client_order_id, None)
         if len(sent) >= _MAX_IN_FLIGHT:
@@ -186,11 +193,19 @@ class EngineMetrics:
     def _count(self, kind: str) -> None:
         counter = self._event_counters.get(kind)
         if counter is None:
-            counter = self._event_counters[kind] = self.events.labels(kind)
+            counter = self._event_counter(kind)
         counter.inc()
 
+    def _event_counter(self, kind: str) -> Counter:
+        counter = self._event_counters[kind] = self.events.labels(kind)
+        return counter
+
     def _on_order_event(self, event: OrderEvent) -> None:
-        self._count(type(event).__name__)
+        name = type(event).__name__
+        counter = self._event_counters.get(name)
+        if counter is None:
+            counter = self._event_counter(name)
+        counter.inc()
         if isinstance(event, OrderRejected):
             self.order_rejects.labels(event.reason.value).inc()
         elif isinstance(event, OrderDenied):
@@ -207,11 +222,12 @@ class EngineMetrics:
         if old is new:
             return
         counts = self._order_counts
+        gauges = self._order_gauges
         if old is not None:
             counts[old] -= 1
-            self.orders.labels(old.value).set(counts[old])
+            gauges[old].set(counts[old])
         counts[new] += 1
-        self.orders.labels(new.value).set(counts[new])
+        gauges[new].set(counts[new])
         if new.is_terminal:
             self._status.pop(cid, None)  # terminal counts stay cumulative; forget the order itself
         else:

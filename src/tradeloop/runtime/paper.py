@@ -4,9 +4,10 @@ A :class:`PaperSession` builds the same :class:`~tradeloop.runtime.backtest.Back
 backtest (OMS, risk, portfolio, simulated venues and their latencies) but on a
 :class:`~tradeloop.core.clock.LiveClock`, so timers, venue latencies and request deadlines run on
 the asyncio loop in real time. Market data comes from a :data:`MarketFeed`: an async iterator of
-``(ts_recv, item)`` in wall-clock nanoseconds. Today that is the configured market (the synthetic
-market, or recordings) replayed at ``speed`` x real time by :class:`PacedReplay`; live venue feeds
-plug in at the same seam.
+``(ts_recv, item)`` in wall-clock nanoseconds: the configured market (the synthetic market, or
+recordings) replayed at ``speed`` x real time by :class:`PacedReplay`, or a venue's live public
+market data (``venue_feed=``, a :class:`~tradeloop.runtime.venue_feed.VenueFeed`: the venue's
+instruments and book rules, and a resync whenever the book manager finds a book invalid).
 
 While it runs, the session measures event-loop lag, keeps :class:`~tradeloop.ops.metrics.EngineMetrics`
 up to date and, with :class:`~tradeloop.ops.admin.AdminSettings`, serves the admin API and
@@ -35,14 +36,16 @@ from tradeloop.core.logging import get_logger
 from tradeloop.data.recording import LineIssue
 from tradeloop.model.data import BookStatus, MarketData
 from tradeloop.model.enums import OrderStatus
+from tradeloop.model.instrument import Instrument
 from tradeloop.ops.admin import AdminServer, AdminSettings, EngineAdmin
 from tradeloop.ops.metrics import EngineMetrics
 from tradeloop.persistence import open_journal
 from tradeloop.runtime.backtest import BacktestEngine
-from tradeloop.runtime.config import BacktestConfig
+from tradeloop.runtime.config import BacktestConfig, VenueSection
 from tradeloop.runtime.control import AuditSink
 from tradeloop.runtime.results import RunSummary
 from tradeloop.runtime.runner import BacktestRequest, MarketSource, build_summary, open_market
+from tradeloop.runtime.venue_feed import VenueFeed, check_valuation, default_balances
 
 __all__ = ["MarketFeed", "PacedReplay", "PaperSession", "restamp"]
 
@@ -62,6 +65,16 @@ def restamp(item: MarketData, ts_recv: int, ts_event: int) -> MarketData:
     if isinstance(item, BookStatus):
         return msgspec.structs.replace(item, ts=ts_recv)
     return msgspec.structs.replace(item, ts_recv=ts_recv, ts_event=ts_event)
+
+
+def with_default_accounts(config: BacktestConfig, instruments: list[Instrument]) -> BacktestConfig:
+    """``config`` with a simulated account for every venue of ``instruments`` it does not configure
+    (:func:`~tradeloop.runtime.venue_feed.default_balances` of that venue's instruments)."""
+    venues = dict(config.venues)
+    for venue in sorted({i.id.venue for i in instruments}):
+        if venue not in venues:
+            venues[venue] = VenueSection(balances=default_balances(i for i in instruments if i.id.venue == venue))
+    return msgspec.structs.replace(config, venues=venues)
 
 
 class PacedReplay:
@@ -133,6 +146,8 @@ class PaperSession:
     ``config`` is the same TOML config as a backtest (venues, risk, strategy, synthetic market or
     recordings). ``duration_s=None`` runs until the market data ends or a signal arrives. ``feed``
     replaces the configured market data (its items must use the configured instruments).
+    ``venue_feed`` trades the venue's live market data instead: its instruments and book rules
+    replace the configured market's; fills stay simulated.
     ``audit`` receives the operator's kill/resume entries (default: the config's ``audit.path``).
     """
 
@@ -145,6 +160,7 @@ class PaperSession:
         admin: AdminSettings | None = None,
         strategy_spec: str | None = None,
         feed: MarketFeed | None = None,
+        venue_feed: VenueFeed | None = None,
         audit: AuditSink | None = None,
         handle_signals: bool = True,
         loop_lag_interval_s: float = 0.1,
@@ -163,7 +179,24 @@ class PaperSession:
         self.loop_lag_interval_s = loop_lag_interval_s
         self.console = console or Console(stderr=True, quiet=True)
         self.issues: list[LineIssue] = []
-        self.source: MarketSource = open_market(config, self.issues)
+        self.venue_feed = venue_feed
+        rules = venue_feed.book_rules() if venue_feed is not None else None
+        if venue_feed is not None:
+            if feed is not None:
+                raise ConfigError("give a feed or a venue feed, not both")
+            check_valuation(config.valuation, venue_feed.instruments)
+            config = with_default_accounts(config, venue_feed.instruments)
+            self.config = config
+            self.source: MarketSource = MarketSource(
+                iter(()),
+                venue_feed.instruments,
+                rules.sequence_rules if rules else {},
+                time.time_ns(),
+                None,
+                venue_feed.description,
+            )
+        else:
+            self.source = open_market(config, self.issues)
         journal = open_journal(config.journal.path)
         if journal.last_seq() > 0:
             journal.close()
@@ -181,12 +214,17 @@ class PaperSession:
                 clock=self.clock,
                 metrics=self.metrics,
                 audit=audit,
+                checksum_fns=rules.checksum_fns if rules else None,
+                depth_limits=rules.depth_limits if rules else None,
             )
         except BaseException:
             journal.close()
             raise
         self._feed_latency = config.feed_latency_us * 1000
         self.replay: PacedReplay | None = None
+        if venue_feed is not None:
+            venue_feed.watch(self.engine.bus)
+            feed = venue_feed
         if feed is None:
             self.replay = PacedReplay(self.source.items, speed=speed, offset_ns=self._feed_latency)
             feed = self.replay
@@ -245,6 +283,8 @@ class PaperSession:
             if self.admin is not None:
                 await self.admin.start()
                 self.console.print(f"admin API: {self.admin.url} (dashboard: {self.admin.url}/#token=<your token>)")
+            if self.venue_feed is not None:
+                await self.venue_feed.start()
             helpers.append(asyncio.create_task(self._watch_loop_lag(), name="paper.loop_lag"))
             helpers.append(asyncio.create_task(self._refresh_metrics(), name="paper.metrics"))
             engine.strategy.on_start()
@@ -276,6 +316,8 @@ class PaperSession:
                 await self._cancel(task)
             if feed_task is not None:
                 await self._cancel(feed_task)
+            if self.venue_feed is not None:
+                await self.venue_feed.stop()
             if self.admin is not None:
                 await self.admin.stop()
             for sig in signals:

@@ -83,7 +83,7 @@ class PreTradeRisk(Protocol):
 # Which events answer which request.
 _ANSWERS: dict[str, tuple[type[OrderEvent], ...]] = {
     "submit": (OrderAccepted, OrderRejected, OrderFilled, OrderCanceled, OrderExpired),
-    "cancel": (OrderCanceled, OrderCancelRejected, OrderExpired),
+    "cancel": (OrderCanceled, OrderCancelRejected, OrderExpired, OrderRejected),
     "amend": (OrderAmended, OrderAmendRejected, OrderCanceled),
 }
 

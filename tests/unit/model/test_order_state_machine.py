@@ -170,6 +170,15 @@ def test_transition(status: OrderStatus, event: str) -> None:
         assert order.status is expected
 
 
+def test_rejection_after_a_cancel_was_sent_for_a_never_accepted_order() -> None:
+    # submit -> (cancel sent before any reply) -> the venue refuses the order (post-only would cross)
+    order = make_order(S.SUBMITTED)
+    order.apply(EVENTS["pending_cancel"]())
+    assert order.status is S.PENDING_CANCEL
+    order.apply(EVENTS["rejected"]())
+    assert order.status is S.REJECTED and order.outcome_unknown is False
+
+
 def test_every_terminal_status_refuses_everything() -> None:
     for status in (S.DENIED, S.FILLED, S.CANCELED, S.REJECTED, S.EXPIRED):
         assert status.is_terminal

@@ -53,10 +53,16 @@ def test_a_changed_level_fails_the_checksum_and_invalidates_only_that_book() -> 
             if not tampered and not item.snapshot and item.instrument_id.symbol == "BTC-USDT" and item.bids:
                 price, qty = item.bids[0]
                 item = BookDeltas(
-                    item.instrument_id, item.ts_event, item.ts_recv, item.first_seq, item.last_seq,
-                    [(price, qty + 1_000_000), *item.bids[1:]], item.asks, prev_seq=item.prev_seq,
+                    item.instrument_id,
+                    item.ts_event,
+                    item.ts_recv,
+                    item.first_seq,
+                    item.last_seq,
+                    [(price, qty + 1_000_000), *item.bids[1:]],
+                    item.asks,
+                    prev_seq=item.prev_seq,
                     checksum=item.checksum,
-                )  # fmt: skip
+                )
                 tampered = True
             manager.on_deltas(item)
     assert tampered

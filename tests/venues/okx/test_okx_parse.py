@@ -70,11 +70,14 @@ def test_acks_pongs_and_other_channels_give_nothing() -> None:
         (b'{"arg":{"channel":"books","instId":"BTC-USDT"},"action":"update","data":[{"asks":[["1.0"', "not a valid"),
         (b'{"arg":{"channel":"books","instId":"BTC-USDT"},"data":[{"asks":[["x","1"]],"bids":[],"ts":"1"}]}', "books"),
         (b'{"arg":{"channel":"books","instId":"BTC-USDT"},"data":[{"asks":"no","bids":[],"ts":"1"}]}', "books"),
-        (b'{"arg":{"channel":"trades","instId":"X"},"data":[{"instId":"X","tradeId":"1","px":"1","sz":"1",'
-         b'"side":"up","ts":"1"}]}', "trades"),
+        (
+            b'{"arg":{"channel":"trades","instId":"X"},"data":[{"instId":"X","tradeId":"1","px":"1","sz":"1",'
+            b'"side":"up","ts":"1"}]}',
+            "trades",
+        ),
         (b'{"event":"error","code":"60012","msg":"Invalid request"}', "60012"),
     ],
-)  # fmt: skip
+)
 def test_malformed_frames_raise_a_parse_error_naming_the_channel(frame: bytes, needle: str) -> None:
     with pytest.raises(ParseError, match=needle):
         OkxParser().parse(frame, 1)

@@ -15,14 +15,31 @@ from typing import Generic, TypeVar
 import msgspec
 
 __all__ = [
+    "AccountBalance",
+    "AccountPosition",
+    "AccountReply",
+    "AccountTrade",
     "AggTradeEvent",
+    "AmendReply",
     "BookTickerEvent",
+    "CancelReplaceError",
+    "CancelReplaceReply",
     "CombinedStream",
     "DepthSnapshot",
     "DepthUpdate",
+    "ErrorReply",
+    "EventType",
+    "ExecutionReport",
+    "FuturesBalance",
+    "FuturesOrderUpdate",
+    "OrderFill",
+    "OrderReply",
+    "PositionBalance",
     "RawLevel",
+    "ServerTime",
     "StreamEnvelope",
     "TradeEvent",
+    "UserEventHead",
 ]
 
 T = TypeVar("T")
@@ -123,3 +140,182 @@ class BookTickerEvent(msgspec.Struct, frozen=True, gc=False):
     A: str
     E: int = 0
     T: int = 0
+
+
+# -- trading: REST replies and user-data-stream events ------------------------------------------
+# Decimal fields stay strings; ``orders.py`` / ``private.py`` turn them into nanos. Optional fields
+# default so one struct reads spot and USD-M replies (USD-M has ``avgPrice``/``cumQuote``, no ``fills``).
+
+
+class ErrorReply(msgspec.Struct, frozen=True):
+    """``{"code": -2010, "msg": "..."}``: every Binance error body."""
+
+    code: int
+    msg: str = ""
+
+
+class OrderFill(msgspec.Struct, frozen=True):
+    """One entry of ``fills`` in a ``FULL`` order reply (always taker: it matched on arrival)."""
+
+    price: str
+    qty: str
+    commission: str
+    commissionAsset: str
+    tradeId: int
+
+
+class OrderReply(msgspec.Struct, frozen=True):
+    """An order as place / cancel / query / openOrders return it."""
+
+    symbol: str
+    orderId: int
+    clientOrderId: str
+    status: str
+    side: str = ""
+    type: str = ""
+    timeInForce: str = ""
+    price: str = "0"
+    origQty: str = "0"
+    executedQty: str = "0"
+    cummulativeQuoteQty: str = "0"
+    cumQuote: str = "0"
+    origClientOrderId: str = ""
+    transactTime: int = 0
+    updateTime: int = 0
+    fills: list[OrderFill] = []
+
+
+class CancelReplaceReply(msgspec.Struct, frozen=True):
+    """``POST /api/v3/order/cancelReplace``: both halves' outcomes (HTTP 200, 400 or 409)."""
+
+    cancelResult: str = ""
+    newOrderResult: str = ""
+    cancelResponse: msgspec.Raw = msgspec.Raw()
+    newOrderResponse: msgspec.Raw = msgspec.Raw()
+    """Empty, or ``null``, when the new order was not attempted."""
+
+
+class CancelReplaceError(msgspec.Struct, frozen=True):
+    """The error body of a failed cancel-replace: ``{"code":-2021,"msg":..,"data":{...}}``."""
+
+    code: int
+    msg: str = ""
+    data: CancelReplaceReply | None = None
+
+
+class AmendReply(msgspec.Struct, frozen=True):
+    """``PUT /api/v3/order/amend/keepPriority``: ``{"transactTime", "executionId", "amendedOrder": {...}}``."""
+
+    amendedOrder: OrderReply
+
+
+class AccountBalance(msgspec.Struct, frozen=True):
+    asset: str
+    free: str
+    locked: str
+
+
+class AccountReply(msgspec.Struct, frozen=True):
+    """``GET /api/v3/account`` (only ``balances`` is read)."""
+
+    balances: list[AccountBalance]
+
+
+class FuturesBalance(msgspec.Struct, frozen=True):
+    """One entry of USD-M ``GET /fapi/v2/balance``."""
+
+    asset: str
+    balance: str
+    availableBalance: str = "0"
+
+
+class AccountTrade(msgspec.Struct, frozen=True):
+    """``GET /api/v3/myTrades`` (spot) / ``/fapi/v1/userTrades`` (USD-M: ``maker``, ``buyer``)."""
+
+    symbol: str
+    id: int
+    orderId: int
+    price: str
+    qty: str
+    commission: str
+    commissionAsset: str
+    time: int = 0
+    isBuyer: bool | None = None
+    isMaker: bool | None = None
+    buyer: bool | None = None
+    maker: bool | None = None
+
+
+class ServerTime(msgspec.Struct, frozen=True):
+    serverTime: int
+
+
+class ExecutionReport(msgspec.Struct, frozen=True):
+    """Spot user-data ``executionReport``; USD-M ``ORDER_TRADE_UPDATE.o`` uses the same letters.
+
+    ``c`` is the client id of this execution (of the cancel request on a cancel), ``C`` the order's
+    original client id on cancels, ``x`` the execution type, ``X`` the order status, ``i`` the order
+    id, ``l``/``L`` last fill qty/price, ``z`` cumulative filled, ``n``/``N`` fee and its asset,
+    ``t`` trade id (-1 when none), ``m`` maker.
+    """
+
+    s: str
+    c: str
+    S: str
+    o: str
+    x: str
+    X: str
+    i: int
+    q: str = "0"
+    p: str = "0"
+    f: str = ""
+    C: str | None = ""
+    r: str = "NONE"
+    l: str = "0"  # noqa: E741 - Binance's field name
+    z: str = "0"
+    L: str = "0"
+    n: str | None = "0"
+    N: str | None = None
+    T: int = 0
+    t: int = -1
+    m: bool = False
+    E: int = 0
+    e: str = "executionReport"
+
+
+class PositionBalance(msgspec.Struct, frozen=True):
+    a: str
+    f: str
+    l: str  # noqa: E741 - Binance's field name
+
+
+class AccountPosition(msgspec.Struct, frozen=True):
+    """Spot ``outboundAccountPosition``: free and locked of every asset that changed."""
+
+    B: list[PositionBalance]
+    E: int = 0
+    e: str = "outboundAccountPosition"
+
+
+class UserEventHead(msgspec.Struct, frozen=True):
+    """Enough of any user-data frame to route it: a WS API reply (``id``, ``status``), an event
+    wrapped as ``{"subscriptionId", "event"}``, or a bare event (``e``)."""
+
+    id: str | int | None = None
+    status: int = 0
+    event: msgspec.Raw = msgspec.Raw()
+    e: str = ""
+    result: msgspec.Raw = msgspec.Raw()
+    error: ErrorReply | None = None
+
+
+class EventType(msgspec.Struct, frozen=True):
+    e: str = ""
+
+
+class FuturesOrderUpdate(msgspec.Struct, frozen=True):
+    """USD-M ``ORDER_TRADE_UPDATE`` (the order is in ``o``)."""
+
+    o: ExecutionReport
+    E: int = 0
+    e: str = "ORDER_TRADE_UPDATE"

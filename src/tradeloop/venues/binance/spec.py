@@ -17,20 +17,35 @@ import msgspec
 
 from tradeloop.core import fixed
 from tradeloop.model.book import SequenceRule
-from tradeloop.model.enums import InstrumentKind
+from tradeloop.model.enums import InstrumentKind, OrderStatus, RejectReason
 from tradeloop.model.identifiers import InstrumentId
 from tradeloop.model.instrument import Instrument
+from tradeloop.venues.transport.ratelimit import RateLimitScope, RateLimitSpec
 
 __all__ = [
+    "ERROR_MESSAGES",
+    "ERROR_REASONS",
     "INSTRUMENTS",
     "MARKETS",
+    "ORDER_STATUS",
+    "RATE_LIMITS",
+    "RECV_WINDOW_MS",
+    "REJECT_ERRORS",
+    "REQUEST_COSTS",
+    "TRADING",
+    "USDM_PRIVATE_WS_URL",
     "VENUE_COINM",
     "VENUE_SPOT",
     "VENUE_USDM",
+    "WS_API_URL",
     "BinanceMarket",
     "MarketSpec",
+    "TradingPaths",
+    "depth_weight",
+    "error_for",
     "get_instrument",
     "market_of_venue",
+    "reject_reason",
     "sequence_rules",
 ]
 
@@ -173,3 +188,233 @@ def get_instrument(instrument_id: InstrumentId) -> Instrument:
         return _INSTRUMENTS_BY_ID[instrument_id]
     except KeyError:
         raise KeyError(f"no Binance instrument spec for {instrument_id}") from None
+
+
+# -- trading: REST paths, rate limits, request costs, statuses and error codes (data) ----------
+
+RECV_WINDOW_MS: Final = 5000
+"""``recvWindow`` sent with every signed request (the venue's default; at most 60000)."""
+
+WS_API_URL: Final = "wss://ws-api.binance.com:443/ws-api/v3"
+"""Spot WebSocket API: the user data stream (``userDataStream.subscribe.signature``) lives here since
+the REST/WS listen-key endpoints were retired (2026-02-20)."""
+USDM_PRIVATE_WS_URL: Final = "wss://fstream.binance.com/private/ws"
+"""USD-M user data: ``<this>/<listenKey>``, the key from ``POST /fapi/v1/listenKey``."""
+
+
+class TradingPaths(msgspec.Struct, frozen=True, kw_only=True):
+    """REST paths of one market's trading endpoints (``""`` where the market has none)."""
+
+    order: str
+    """POST place, DELETE cancel, GET query (and PUT modify on USD-M)."""
+    open_orders: str
+    cancel_all: str
+    cancel_replace: str
+    amend_keep_priority: str
+    modify: str
+    account: str
+    my_trades: str
+    server_time: str
+    listen_key: str
+    client_id_pattern: str
+
+
+TRADING: Final[Mapping[BinanceMarket, TradingPaths]] = MappingProxyType(
+    {
+        BinanceMarket.SPOT: TradingPaths(
+            order="/api/v3/order",
+            open_orders="/api/v3/openOrders",
+            cancel_all="/api/v3/openOrders",
+            cancel_replace="/api/v3/order/cancelReplace",
+            amend_keep_priority="/api/v3/order/amend/keepPriority",
+            modify="",
+            account="/api/v3/account",
+            my_trades="/api/v3/myTrades",
+            server_time="/api/v3/time",
+            listen_key="",
+            client_id_pattern=r"^[a-zA-Z0-9_-]{1,36}$",
+        ),
+        BinanceMarket.USDM: TradingPaths(
+            order="/fapi/v1/order",
+            open_orders="/fapi/v1/openOrders",
+            cancel_all="/fapi/v1/allOpenOrders",
+            cancel_replace="",
+            amend_keep_priority="",
+            modify="/fapi/v1/order",
+            account="/fapi/v2/balance",
+            my_trades="/fapi/v1/userTrades",
+            server_time="/fapi/v1/time",
+            listen_key="/fapi/v1/listenKey",
+            client_id_pattern=r"^[\.A-Z\:/a-z0-9_-]{1,36}$",
+        ),
+    }
+)
+
+_W: Final = "REQUEST_WEIGHT"
+_O10: Final = "ORDERS_10S"
+_O1D: Final = "ORDERS_1D"
+_O1M: Final = "ORDERS_1M"
+
+RATE_LIMITS: Final[Mapping[BinanceMarket, tuple[RateLimitSpec, ...]]] = MappingProxyType(
+    {
+        BinanceMarket.SPOT: (
+            RateLimitSpec(
+                name=_W, limit=6000, window_s=60, scope=RateLimitScope.IP, usage_header="X-MBX-USED-WEIGHT-1M"
+            ),
+            RateLimitSpec(name=_O10, limit=100, window_s=10, usage_header="X-MBX-ORDER-COUNT-10S"),
+            RateLimitSpec(name=_O1D, limit=200_000, window_s=86_400, usage_header="X-MBX-ORDER-COUNT-1D"),
+        ),
+        BinanceMarket.USDM: (
+            RateLimitSpec(
+                name=_W, limit=2400, window_s=60, scope=RateLimitScope.IP, usage_header="X-MBX-USED-WEIGHT-1M"
+            ),
+            RateLimitSpec(name=_O10, limit=300, window_s=10, usage_header="X-MBX-ORDER-COUNT-10S"),
+            RateLimitSpec(name=_O1M, limit=1200, window_s=60, usage_header="X-MBX-ORDER-COUNT-1M"),
+        ),
+    }
+)
+"""``rateLimits`` of ``exchangeInfo`` as data; the usage headers are read back after every reply."""
+
+_SPOT_ORDER: Final = {_W: 1, _O10: 1, _O1D: 1}
+_USDM_ORDER: Final = {_W: 0, _O10: 1, _O1M: 1}
+REQUEST_COSTS: Final[Mapping[BinanceMarket, Mapping[str, Mapping[str, int]]]] = MappingProxyType(
+    {
+        BinanceMarket.SPOT: {
+            "place": _SPOT_ORDER,
+            "cancel": {_W: 1},
+            "cancel_all": {_W: 1},
+            "cancel_replace": _SPOT_ORDER,
+            "amend": {_W: 4},
+            "query": {_W: 4},
+            "open_orders": {_W: 6},
+            "open_orders_all": {_W: 80},
+            "account": {_W: 20},
+            "my_trades": {_W: 20},
+            "time": {_W: 1},
+        },
+        BinanceMarket.USDM: {
+            "place": _USDM_ORDER,
+            "cancel": {_W: 1},
+            "cancel_all": {_W: 1},
+            "amend": _USDM_ORDER,
+            "query": {_W: 1},
+            "open_orders": {_W: 1},
+            "open_orders_all": {_W: 40},
+            "account": {_W: 5},
+            "my_trades": {_W: 5},
+            "time": {_W: 1},
+            "listen_key": {_W: 1},
+        },
+    }
+)
+"""Weight of each request in each window (window name -> weight), from the endpoint docs."""
+
+
+def depth_weight(market: BinanceMarket, limit: int) -> dict[str, int]:
+    """Request weight of a REST depth snapshot of ``limit`` levels per side."""
+    if market is BinanceMarket.SPOT:
+        weight = 5 if limit <= 100 else 25 if limit <= 500 else 50 if limit <= 1000 else 250
+    else:
+        weight = 2 if limit <= 50 else 5 if limit <= 100 else 10 if limit <= 500 else 20
+    return {_W: weight}
+
+
+ORDER_STATUS: Final[Mapping[str, OrderStatus]] = MappingProxyType(
+    {
+        "NEW": OrderStatus.ACCEPTED,
+        "PENDING_NEW": OrderStatus.ACCEPTED,
+        "PARTIALLY_FILLED": OrderStatus.PARTIALLY_FILLED,
+        "FILLED": OrderStatus.FILLED,
+        "CANCELED": OrderStatus.CANCELED,
+        "PENDING_CANCEL": OrderStatus.PENDING_CANCEL,
+        "REJECTED": OrderStatus.REJECTED,
+        "EXPIRED": OrderStatus.EXPIRED,
+        "EXPIRED_IN_MATCH": OrderStatus.EXPIRED,
+    }
+)
+"""Binance order status -> engine order status (``EXPIRED_IN_MATCH`` is self-trade prevention)."""
+
+MSG_DUPLICATE: Final = "Duplicate order sent."
+MSG_INSUFFICIENT_BALANCE: Final = "Account has insufficient balance for requested action."
+MSG_WOULD_TAKE: Final = "Order would immediately match and take."
+MSG_UNKNOWN_ORDER: Final = "Unknown order sent."
+
+ERROR_MESSAGES: Final[Mapping[int, str]] = MappingProxyType(
+    {
+        -1003: "Too much request weight used; please use WebSocket Streams for live updates.",
+        -1013: "Filter failure: LOT_SIZE",
+        -1015: "Too many new orders.",
+        -1021: "Timestamp for this request is outside of the recvWindow.",
+        -1022: "Signature for this request is not valid.",
+        -1102: "Mandatory parameter was not sent, was empty/null, or malformed.",
+        -1111: "Precision is over the maximum defined for this asset.",
+        -1121: "Invalid symbol.",
+        -2010: "New order rejected.",
+        -2011: MSG_UNKNOWN_ORDER,
+        -2013: "Order does not exist.",
+        -2014: "API-key format invalid.",
+        -2015: "Invalid API-key, IP, or permissions for action.",
+        -2021: "Order cancel-replace partially failed.",
+        -2022: "Order cancel-replace failed.",
+        -5022: "Due to the order could not be executed as maker, the Post Only order will be rejected.",
+        -2019: "Margin is insufficient.",
+        -4116: "ClientOrderId is duplicated.",
+    }
+)
+"""The venue's message for each error code we send or expect (the simulator answers with these)."""
+
+ERROR_REASONS: Final[tuple[tuple[int, str, RejectReason], ...]] = (
+    (-2010, "duplicate order", RejectReason.DUPLICATE_CLIENT_ID),
+    (-2010, "insufficient balance", RejectReason.INSUFFICIENT_BALANCE),
+    (-2010, "immediately match and take", RejectReason.POST_ONLY_WOULD_CROSS),
+    (-2010, "", RejectReason.OTHER),
+    (-1003, "", RejectReason.RATE_LIMITED),
+    (-1015, "", RejectReason.RATE_LIMITED),
+    (-1021, "", RejectReason.TIMESTAMP_OUTSIDE_WINDOW),
+    (-2011, "", RejectReason.UNKNOWN_ORDER),
+    (-2013, "", RejectReason.UNKNOWN_ORDER),
+    (-1013, "", RejectReason.INVALID_ORDER),
+    (-1100, "", RejectReason.INVALID_ORDER),
+    (-1102, "", RejectReason.INVALID_ORDER),
+    (-1106, "", RejectReason.INVALID_ORDER),
+    (-1111, "", RejectReason.INVALID_ORDER),
+    (-1121, "", RejectReason.INVALID_ORDER),
+    (-4164, "", RejectReason.INVALID_ORDER),
+    (-5022, "", RejectReason.POST_ONLY_WOULD_CROSS),
+    (-2019, "", RejectReason.INSUFFICIENT_BALANCE),
+    (-4116, "", RejectReason.DUPLICATE_CLIENT_ID),
+)
+"""(code, lower-case message fragment or "" for any, reason): the first matching row wins."""
+
+
+def reject_reason(code: int, message: str) -> RejectReason:
+    """The engine's reason for a Binance error ``{"code": code, "msg": message}`` (``OTHER`` if unmapped)."""
+    text = message.lower()
+    for row_code, fragment, reason in ERROR_REASONS:
+        if row_code == code and (not fragment or fragment in text):
+            return reason
+    return RejectReason.OTHER
+
+
+REJECT_ERRORS: Final[Mapping[RejectReason, str]] = MappingProxyType(
+    {
+        RejectReason.RATE_LIMITED: "-1015",
+        RejectReason.TIMESTAMP_OUTSIDE_WINDOW: "-1021",
+        RejectReason.DUPLICATE_CLIENT_ID: MSG_DUPLICATE,
+        RejectReason.INSUFFICIENT_BALANCE: MSG_INSUFFICIENT_BALANCE,
+        RejectReason.POST_ONLY_WOULD_CROSS: MSG_WOULD_TAKE,
+        RejectReason.UNKNOWN_ORDER: "-2011",
+        RejectReason.INVALID_ORDER: "-1013",
+    }
+)
+"""For the simulator's ``reject_next``: the venue error (code, or a -2010 message) behind each reason."""
+
+
+def error_for(text: str) -> tuple[int, str]:
+    """``reject_next``'s argument as ``(code, msg)``: a code ("-1021"), ``"code:msg"``, or a -2010 message."""
+    head, sep, tail = text.partition(":")
+    try:
+        code = int(head.strip())
+    except ValueError:
+        return -2010, text
+    return code, tail.strip() if sep and tail.strip() else ERROR_MESSAGES.get(code, "Error.")

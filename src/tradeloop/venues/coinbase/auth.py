@@ -42,9 +42,9 @@ def load_private_key(secret: str) -> PrivateKey:
     return ed25519.Ed25519PrivateKey.from_private_bytes(raw[:32])
 
 
-def rest_uri(method: str, path: str) -> str:
-    """The ``uri`` claim: method, host and path without the query string."""
-    return f"{method.upper()} {URLS.rest_host}{path.partition('?')[0]}"
+def rest_uri(method: str, path: str, host: str | None = None) -> str:
+    """The ``uri`` claim: method, host (``api.coinbase.com`` unless given) and path without the query string."""
+    return f"{method.upper()} {host or URLS.rest_host}{path.partition('?')[0]}"
 
 
 def build_jwt(key_name: str, private_key: PrivateKey, now_s: int, nonce: str, uri: str | None = None) -> str:

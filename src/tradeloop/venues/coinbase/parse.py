@@ -158,6 +158,33 @@ _UPDATE: Final = msgspec.json.Decoder(ExchangeL2Update)
 _MATCH: Final = msgspec.json.Decoder(ExchangeMatch)
 
 
+class _UpdateMessage(ExchangeL2Update, frozen=True, tag_field="type", tag="l2update"):
+    pass
+
+
+class _SnapshotMessage(ExchangeSnapshot, frozen=True, tag_field="type", tag="snapshot"):
+    pass
+
+
+class _MatchMessage(ExchangeMatch, frozen=True, tag_field="type", tag="match"):
+    pass
+
+
+class _LastMatchMessage(ExchangeMatch, frozen=True, tag_field="type", tag="last_match"):
+    pass
+
+
+_KNOWN: Final = msgspec.json.Decoder(_UpdateMessage | _SnapshotMessage | _MatchMessage | _LastMatchMessage)
+"""The book and trade messages in one pass (by their ``type``); anything else, or a known type that
+does not decode, takes the general path, which reports it as before."""
+_KIND_OF: Final = {
+    _UpdateMessage: "l2update",
+    _SnapshotMessage: "snapshot",
+    _MatchMessage: "match",
+    _LastMatchMessage: "last_match",
+}
+
+
 def _pairs(levels: list[list[str]]) -> list[Level]:
     return [(parse_fixed(lv[0]), parse_fixed(lv[1])) for lv in levels]
 
@@ -174,37 +201,27 @@ class CoinbaseExchangeParser:
 
     def parse(self, payload: bytes, ts_recv: int) -> list[MarketItem]:
         try:
+            known: ExchangeL2Update | ExchangeSnapshot | ExchangeMatch | None = _KNOWN.decode(payload)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            known = None
+        if known is not None:
+            kind = _KIND_OF[type(known)]
+            try:
+                return self._items(known, ts_recv)
+            except (ValueError, IndexError) as exc:
+                raise ParseError(f"coinbase feed {kind} message: {exc}") from exc
+        try:
             head = _TYPE.decode(payload)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise ParseError(f"coinbase feed: not a JSON object: {exc}") from exc
         kind = head.get("type")
         try:
             if kind == "l2update":
-                upd = _UPDATE.decode(payload)
-                bids: list[Level] = []
-                asks: list[Level] = []
-                for change in upd.changes:
-                    side, price, size = change[0], change[1], change[2]
-                    is_bid = _SIDE_IS_BID.get(side)
-                    if is_bid is None:
-                        raise ValueError(f"book side {side!r}")
-                    (bids if is_bid else asks).append((parse_fixed(price), parse_fixed(size)))
-                ts_event = rfc3339_to_ns(upd.time) if upd.time else ts_recv
-                return [BookDeltas(self.instrument_id(upd.product_id), ts_event, ts_recv, -1, -1, bids, asks)]
+                return self._items(_UPDATE.decode(payload), ts_recv)
             if kind == "snapshot":
-                snap = _SNAPSHOT.decode(payload)
-                iid = self.instrument_id(snap.product_id)
-                return [BookDeltas(iid, ts_recv, ts_recv, -1, -1, _pairs(snap.bids), _pairs(snap.asks), snapshot=True)]
+                return self._items(_SNAPSHOT.decode(payload), ts_recv)
             if kind in ("match", "last_match"):
-                m = _MATCH.decode(payload)
-                self._check_sequence(m.product_id, m.sequence)
-                maker = _SIDE_IS_BID.get(m.side)
-                if maker is None:
-                    raise ValueError(f"match side {m.side!r}")
-                aggressor = Side.SELL if maker else Side.BUY
-                iid = self.instrument_id(m.product_id)
-                ts = rfc3339_to_ns(m.time)
-                return [Trade(iid, ts, ts_recv, parse_fixed(m.price), parse_fixed(m.size), aggressor, str(m.trade_id))]
+                return self._items(_MATCH.decode(payload), ts_recv)
             if kind == "ticker" and isinstance(head.get("sequence"), int):
                 self._check_sequence(str(head.get("product_id", "")), head["sequence"])
             elif kind == "error":
@@ -214,6 +231,30 @@ class CoinbaseExchangeParser:
                 raise
             raise ParseError(f"coinbase feed {kind} message: {exc}") from exc
         return []
+
+    def _items(self, msg: ExchangeL2Update | ExchangeSnapshot | ExchangeMatch, ts_recv: int) -> list[MarketItem]:
+        if isinstance(msg, ExchangeL2Update):
+            bids: list[Level] = []
+            asks: list[Level] = []
+            for change in msg.changes:
+                side, price, size = change[0], change[1], change[2]
+                is_bid = _SIDE_IS_BID.get(side)
+                if is_bid is None:
+                    raise ValueError(f"book side {side!r}")
+                (bids if is_bid else asks).append((parse_fixed(price), parse_fixed(size)))
+            ts_event = rfc3339_to_ns(msg.time) if msg.time else ts_recv
+            return [BookDeltas(self.instrument_id(msg.product_id), ts_event, ts_recv, -1, -1, bids, asks)]
+        if isinstance(msg, ExchangeSnapshot):
+            iid = self.instrument_id(msg.product_id)
+            return [BookDeltas(iid, ts_recv, ts_recv, -1, -1, _pairs(msg.bids), _pairs(msg.asks), snapshot=True)]
+        self._check_sequence(msg.product_id, msg.sequence)
+        maker = _SIDE_IS_BID.get(msg.side)
+        if maker is None:
+            raise ValueError(f"match side {msg.side!r}")
+        aggressor = Side.SELL if maker else Side.BUY
+        iid = self.instrument_id(msg.product_id)
+        ts = rfc3339_to_ns(msg.time)
+        return [Trade(iid, ts, ts_recv, parse_fixed(msg.price), parse_fixed(msg.size), aggressor, str(msg.trade_id))]
 
     def _check_sequence(self, product_id: str, seq: int) -> None:
         # A ticker repeats the sequence of the match it reports, so equal is fine; lower is not.

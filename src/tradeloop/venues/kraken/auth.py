@@ -9,10 +9,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from urllib.parse import urlencode
 
-__all__ = ["private_request", "sign"]
+__all__ = ["NonceSource", "nonce_source", "private_request", "sign"]
 
 
 def sign(secret_b64: str, path: str, nonce: int | str, body: str) -> str:
@@ -34,3 +34,33 @@ def private_request(
         "Content-Type": "application/x-www-form-urlencoded",
     }
     return path, headers, body
+
+
+class NonceSource:
+    """Strictly increasing nonces for one API key: microseconds of the injected clock, bumped past the last.
+
+    Kraken refuses a nonce not above the last one it saw for the key (``EAPI:Invalid nonce``), so every
+    client signing with one key must draw from one source (:func:`nonce_source`).
+    """
+
+    __slots__ = ("_last", "_now_ns")
+
+    def __init__(self, now_ns: Callable[[], int]) -> None:
+        self._now_ns = now_ns
+        self._last = 0
+
+    def next(self) -> int:
+        nonce = max(self._now_ns() // 1000, self._last + 1)
+        self._last = nonce
+        return nonce
+
+
+_SOURCES: dict[str, NonceSource] = {}
+
+
+def nonce_source(key_fingerprint: str, now_ns: Callable[[], int]) -> NonceSource:
+    """The process-wide nonce source of one API key (by its fingerprint, never the key itself)."""
+    source = _SOURCES.get(key_fingerprint)
+    if source is None:
+        source = _SOURCES[key_fingerprint] = NonceSource(now_ns)
+    return source

@@ -23,18 +23,19 @@ from typing import Any, Final
 import msgspec
 
 from tradeloop.core import fixed
-from tradeloop.core.fastparse import parse_fixed
+from tradeloop.core.fastparse import checksum_text_digits, parse_fixed, parse_levels
+from tradeloop.core.textmemo import TextMemo
 from tradeloop.core.timestamps import rfc3339_to_ns
 from tradeloop.model.book import OrderBook
-from tradeloop.model.data import BookDeltas, Level, Trade
+from tradeloop.model.data import BookDeltas, Level, Quote, Trade
 from tradeloop.model.enums import Side
 from tradeloop.model.identifiers import InstrumentId
-from tradeloop.venues.kraken.schemas import BookMessage, InstrumentPair, TradeMessage
+from tradeloop.venues.kraken.schemas import BookMessage, InstrumentPair, TickerMessage, TradeMessage
 from tradeloop.venues.kraken.spec import CHECKSUM_DEPTH, V1_QTY_DECIMALS, VENUE, from_v1_pair
 
 __all__ = ["KrakenPrecisions", "KrakenV1Parser", "KrakenV2Parser", "MarketItem", "ParseError", "checksum_of_levels"]
 
-MarketItem = BookDeltas | Trade
+MarketItem = BookDeltas | Trade | Quote
 
 
 class ParseError(ValueError):
@@ -72,10 +73,30 @@ class KrakenPrecisions:
         if dp is None:
             return -1
         pdp, qdp = dp
+        if _TEXT_IN_C is not None:
+            bid_keys, bids, ask_keys, asks = book.sorted_sides()
+            text = _TEXT_IN_C(ask_keys, asks, bid_keys, bids, CHECKSUM_DEPTH, pdp, qdp)
+            if text is not None:
+                return zlib.crc32(text)
+        # Written once per (decimals, value) and remembered: the same top levels come back every update.
+        price, size = _parts(pdp), _parts(qdp)
+        parts = [price(p) + size(q) for p, q in book.top_asks(CHECKSUM_DEPTH)]
+        parts += [price(p) + size(q) for p, q in book.top_bids(CHECKSUM_DEPTH)]
+        return zlib.crc32("".join(parts).encode())
+
+
+_TEXT_IN_C: Final = checksum_text_digits
+"""The accelerator's writer of exactly the checksum text from the book's sides (``None`` without it)."""
+_PARTS: dict[int, TextMemo] = {}
+
+
+def _parts(decimals: int) -> TextMemo:
+    """Checksum parts of values written with ``decimals`` (``to_str`` raises for a value that cannot be)."""
+    memo = _PARTS.get(decimals)
+    if memo is None:
         to_str = fixed.to_str
-        asks = [(to_str(p, pdp), to_str(q, qdp)) for p, q in book.top_asks(CHECKSUM_DEPTH)]
-        bids = [(to_str(p, pdp), to_str(q, qdp)) for p, q in book.top_bids(CHECKSUM_DEPTH)]
-        return checksum_of_levels(asks, bids)
+        memo = _PARTS[decimals] = TextMemo(lambda value: _checksum_part(to_str(value, decimals)))
+    return memo
 
 
 def _decimals(text: str) -> int:
@@ -86,12 +107,10 @@ def _decimals(text: str) -> int:
 def _v1_levels(raw: Any) -> list[Level]:
     if not isinstance(raw, list):
         raise ValueError(f"levels must be a list, got {type(raw).__name__}")
-    out: list[Level] = []
     for level in raw:
         if not isinstance(level, list) or len(level) < 2 or not isinstance(level[0], str):
             raise ValueError(f"bad level {level!r}")
-        out.append((parse_fixed(level[0]), parse_fixed(level[1])))
-    return out
+    return parse_levels(raw)  # the same parse of level[0] and level[1], in C when the accelerator is built
 
 
 _V1_TRADE_SIDES: Final = {"b": Side.BUY, "s": Side.SELL}
@@ -199,10 +218,11 @@ def _rfc3339_ns(text: str, default: int) -> int:
 
 _BOOK: Final = msgspec.json.Decoder(BookMessage)
 _TRADES: Final = msgspec.json.Decoder(TradeMessage)
+_TICKER: Final = msgspec.json.Decoder(TickerMessage)
 
 
 class KrakenV2Parser:
-    """Parses Kraken WebSocket v2 public frames (``book``, ``trade``, ``instrument``)."""
+    """Parses Kraken WebSocket v2 public frames (``book``, ``trade``, ``ticker``, ``instrument``)."""
 
     __slots__ = ("_ids", "precisions", "venue")
 
@@ -255,6 +275,19 @@ class KrakenV2Parser:
                         str(t.trade_id),
                     )
                     for t in _TRADES.decode(payload).data
+                ]
+            if channel == "ticker":
+                return [
+                    Quote(
+                        self.instrument_id(t.symbol),
+                        _rfc3339_ns(t.timestamp, ts_recv),
+                        ts_recv,
+                        _dec(t.bid),
+                        _dec(t.bid_qty),
+                        _dec(t.ask),
+                        _dec(t.ask_qty),
+                    )
+                    for t in _TICKER.decode(payload).data
                 ]
             if channel == "instrument":
                 pairs = head.get("data", {}).get("pairs", [])

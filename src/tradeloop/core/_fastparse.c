@@ -18,6 +18,10 @@
  *     e.g. a msgspec.Raw field): no intermediate str, list or tuple objects. Anything but plain
  *     ``["decimal", "decimal"]`` pairs takes the two-step path, so results and exceptions match it.
  *
+ * levels_json_strings(data) -> list[tuple[int, int]] | None
+ *     The same for levels made only of plain strings, any number of them after price and size
+ *     (OKX's ``[px, sz, "0", orders]``); None for any other shape (the caller's typed decoder decides).
+ *
  * PriceLadder, apply_side(levels, side, prices, sign)
  *     The order book's per-side update (``OrderBook._apply_side``) in C, on a list or on a
  *     PriceLadder (an int64 array of the side's sorted price keys).
@@ -393,6 +397,144 @@ general:
     Py_DECREF(out);
     return NULL;
 }
+
+/*
+ * Skip one JSON string at ``*pp`` (its opening quote) made of printable ASCII without escapes.
+ * Returns 1 and advances past the closing quote, or 0 (anything else; nothing consumed).
+ */
+static inline int
+skip_plain_string(const unsigned char **pp, const unsigned char *end)
+{
+    const unsigned char *p = *pp;
+    if (p >= end || *p != '"') {
+        return 0;
+    }
+    for (p++; p < end && *p != '"'; p++) {
+        if (*p == '\\' || *p < 0x20 || *p >= 0x80) {
+            return 0;
+        }
+    }
+    if (p >= end) {
+        return 0;
+    }
+    *pp = p + 1;
+    return 1;
+}
+
+/*
+ * levels_json_strings(data) -> list[tuple[int, int]] | None
+ * A JSON array of levels whose items are all plain strings (``["px", "sz", "0", "3"]``: at least two,
+ * later ones ignored), straight from the text: exactly ``parse_levels(json.loads(data))`` for that
+ * shape. None (no exception) for any other shape, so a caller that needs the items to be strings
+ * (as a typed decoder would) can take its general path; a decimal the parser rejects raises.
+ */
+static PyObject *
+levels_json_strings(PyObject *module, PyObject *data)
+{
+    module_state *st = get_state(module);
+    Py_buffer view;
+    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    const unsigned char *p = (const unsigned char *)view.buf;
+    const unsigned char *end = p + view.len;
+    PyObject *out = PyList_New(0);
+    if (out == NULL) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    p = skip_ws(p, end);
+    if (p >= end || *p != '[') {
+        goto other;
+    }
+    p = skip_ws(p + 1, end);
+    if (p < end && *p == ']') {
+        p++;
+        goto done;
+    }
+    for (;;) {
+        if (p >= end || *p != '[') {
+            goto other;
+        }
+        p = skip_ws(p + 1, end);
+        PyObject *price = json_decimal(st, &p, end);
+        if (price == NULL) {
+            goto fail_or_other;
+        }
+        p = skip_ws(p, end);
+        if (p >= end || *p != ',') {
+            Py_DECREF(price);
+            goto other;
+        }
+        p = skip_ws(p + 1, end);
+        PyObject *size = json_decimal(st, &p, end);
+        if (size == NULL) {
+            Py_DECREF(price);
+            goto fail_or_other;
+        }
+        p = skip_ws(p, end);
+        while (p < end && *p == ',') { /* further items: plain strings, ignored */
+            p = skip_ws(p + 1, end);
+            if (!skip_plain_string(&p, end)) {
+                Py_DECREF(price);
+                Py_DECREF(size);
+                goto other;
+            }
+            p = skip_ws(p, end);
+        }
+        if (p >= end || *p != ']') {
+            Py_DECREF(price);
+            Py_DECREF(size);
+            goto other;
+        }
+        p = skip_ws(p + 1, end);
+        PyObject *pair = PyTuple_New(2);
+        if (pair == NULL) {
+            Py_DECREF(price);
+            Py_DECREF(size);
+            goto error;
+        }
+        PyTuple_SET_ITEM(pair, 0, price);
+        PyTuple_SET_ITEM(pair, 1, size);
+        int rc = PyList_Append(out, pair);
+        Py_DECREF(pair);
+        if (rc < 0) {
+            goto error;
+        }
+        if (p < end && *p == ',') {
+            p = skip_ws(p + 1, end);
+            continue;
+        }
+        if (p < end && *p == ']') {
+            p++;
+            break;
+        }
+        goto other;
+    }
+done:
+    if (skip_ws(p, end) != end) {
+        goto other;
+    }
+    PyBuffer_Release(&view);
+    return out;
+fail_or_other:
+    if (PyErr_Occurred()) {
+        goto error; /* the Python parser rejected a decimal */
+    }
+other:
+    Py_DECREF(out);
+    PyBuffer_Release(&view);
+    Py_RETURN_NONE;
+error:
+    Py_DECREF(out);
+    PyBuffer_Release(&view);
+    return NULL;
+}
+
+PyDoc_STRVAR(levels_json_strings_doc,
+             "levels_json_strings(data, /)\n--\n\n"
+             "parse_levels(json.loads(data)) for a JSON array of levels made only of plain strings (at least\n"
+             "two per level; later ones ignored, as OKX's [px, sz, \"0\", orders]); None for any other shape.");
 
 static PyObject *parse_levels(PyObject *module, PyObject *levels);
 
@@ -1202,6 +1344,10 @@ apply_side(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 
 /* -- checksum text of a book's top levels ------------------------------------------------------ */
 
+static const char DIGIT_PAIRS[] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                                  "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                                  "8081828384858687888990919293949596979899";
+
 /* Longest text of one int64 nanos value: sign, 10 whole digits, dot, 18 decimals (with margin). */
 #define NUMBER_TEXT_MAX 40
 #define TEXT_DECIMALS_MAX 18
@@ -1221,19 +1367,32 @@ write_nanos(char *out, int64_t v, int decimals, int digits_only)
     uint64_t frac = u % POW10[SCALE_DIGITS];
     char digits[NUMBER_TEXT_MAX];
     int n = 0;
-    char rev[24];
+    char rev[24]; /* whole's digits, last first, two at a time */
     int rn = 0;
-    do {
-        rev[rn++] = (char)('0' + (int)(whole % 10));
-        whole /= 10;
-    } while (whole);
+    while (whole >= 100) {
+        const char *pair = DIGIT_PAIRS + 2 * (whole % 100);
+        rev[rn++] = pair[1];
+        rev[rn++] = pair[0];
+        whole /= 100;
+    }
+    if (whole >= 10) {
+        rev[rn++] = DIGIT_PAIRS[2 * whole + 1];
+        rev[rn++] = DIGIT_PAIRS[2 * whole];
+    }
+    else {
+        rev[rn++] = (char)('0' + (int)whole);
+    }
     while (rn) {
         digits[n++] = rev[--rn];
     }
-    char f[SCALE_DIGITS];
-    for (int i = SCALE_DIGITS - 1; i >= 0; i--) {
-        f[i] = (char)('0' + (int)(frac % 10));
-        frac /= 10;
+    char f[SCALE_DIGITS]; /* frac < 10**9: one digit, then four pairs */
+    f[0] = (char)('0' + (int)(frac / 100000000));
+    uint32_t rest = (uint32_t)(frac % 100000000);
+    for (int i = 7; i >= 1; i -= 2) {
+        const char *pair = DIGIT_PAIRS + 2 * (rest % 100);
+        f[i] = pair[0];
+        f[i + 1] = pair[1];
+        rest /= 100;
     }
     int flen;
     if (decimals < 0) {
@@ -1529,6 +1688,7 @@ static PyMethodDef fastparse_methods[] = {
     {"parse_fixed", (PyCFunction)parse_fixed, METH_O, parse_fixed_doc},
     {"parse_levels", (PyCFunction)parse_levels, METH_O, parse_levels_doc},
     {"parse_levels_json", (PyCFunction)parse_levels_json, METH_O, parse_levels_json_doc},
+    {"levels_json_strings", (PyCFunction)levels_json_strings, METH_O, levels_json_strings_doc},
     {"apply_side", (PyCFunction)(void (*)(void))apply_side, METH_FASTCALL, apply_side_doc},
     {"checksum_text_interleaved", (PyCFunction)(void (*)(void))checksum_text_interleaved, METH_FASTCALL,
      checksum_text_interleaved_doc},

@@ -13,6 +13,10 @@ For ``tradeloop.model.book`` the accelerator also carries ``apply_side`` (the C 
 ``OrderBook._apply_side``, exported as :data:`book_apply_side`, ``None`` without the accelerator)
 and ``PriceLadder``, an int64 array for a side's sorted price keys (see :func:`new_price_keys`).
 
+``levels_json_strings`` (``None`` without the accelerator) is ``parse_levels_json`` for levels made
+only of plain strings, any number after price and size (OKX's ``[px, sz, "0", orders]``), and returns
+``None`` for any other shape, so a caller can keep its typed decoder's strictness.
+
 ``checksum_text_interleaved`` and ``checksum_text_digits`` (``None`` without the accelerator) write
 the text venues compute book checksums over (OKX, Kraken) straight from a book's sides
 (``OrderBook.sorted_sides()``); they return ``None`` for anything but int64 values, and the venue
@@ -42,6 +46,7 @@ __all__ = [
     "book_apply_side",
     "checksum_text_digits",
     "checksum_text_interleaved",
+    "levels_json_strings",
     "new_price_keys",
     "parse_fixed",
     "parse_levels",
@@ -71,6 +76,7 @@ ParseLevels = Callable[[Sequence[Sequence[str]]], list[tuple[int, int]]]
 ParseLevelsJson = Callable[[JsonText], list[tuple[int, int]]]
 ApplySide = Callable[[list[tuple[int, int]], dict[int, int], PriceKeys, int], None]
 NewPriceKeys = Callable[[list[int]], PriceKeys]
+LevelsJsonStrings = Callable[[JsonText], list[tuple[int, int]] | None]
 ChecksumTextInterleaved = Callable[[PriceKeys, dict[int, int], PriceKeys, dict[int, int], int], bytes | None]
 ChecksumTextDigits = Callable[[PriceKeys, dict[int, int], PriceKeys, dict[int, int], int, int, int], bytes | None]
 
@@ -103,6 +109,7 @@ class _Accelerator:
         "apply_side",
         "checksum_text_digits",
         "checksum_text_interleaved",
+        "levels_json_strings",
         "new_price_keys",
         "parse_fixed",
         "parse_levels",
@@ -119,6 +126,7 @@ class _Accelerator:
             ChecksumTextInterleaved | None, getattr(module, "checksum_text_interleaved", None)
         )
         self.checksum_text_digits = cast(ChecksumTextDigits | None, getattr(module, "checksum_text_digits", None))
+        self.levels_json_strings = cast(LevelsJsonStrings | None, getattr(module, "levels_json_strings", None))
         ladder = cast(Callable[[list[int]], PriceKeys], getattr(module, "PriceLadder"))  # noqa: B009
 
         def new_price_keys(sorted_keys: list[int]) -> PriceKeys:
@@ -166,6 +174,10 @@ book_apply_side: ApplySide | None
 new_price_keys: NewPriceKeys
 """Container for a book side's sorted keys: a C ``PriceLadder`` (int64 array) when accelerated and
 every key fits, else the list itself."""
+levels_json_strings: LevelsJsonStrings | None
+"""``parse_levels(json.loads(data))`` when every level is made only of plain strings (at least two, the
+rest ignored), else ``None``; a decimal the parser rejects raises as it would. ``None`` without the
+accelerator."""
 checksum_text_interleaved: ChecksumTextInterleaved | None
 """``(bid_keys, bids, ask_keys, asks, depth) -> bytes | None``: ``bidPx:bidSz:askPx:askSz:...`` over the
 best ``depth`` levels per side (the longer side's rest continues alone), numbers as
@@ -183,6 +195,7 @@ if _accelerator is not None:
     new_price_keys = _accelerator.new_price_keys
     checksum_text_interleaved = _accelerator.checksum_text_interleaved
     checksum_text_digits = _accelerator.checksum_text_digits
+    levels_json_strings = _accelerator.levels_json_strings
 else:
     parse_fixed = _parse_fixed_py
     parse_levels = _parse_levels_py
@@ -191,3 +204,4 @@ else:
     new_price_keys = _new_price_keys_py
     checksum_text_interleaved = None
     checksum_text_digits = None
+    levels_json_strings = None

@@ -26,6 +26,7 @@ Money = NewType("Money", int)
 _MAX_EXPONENT: Final[int] = 100
 """Exponents beyond this are refused (no venue sends them; 10**huge would stall the parser)."""
 _POW10: Final[tuple[int, ...]] = tuple(10**i for i in range(SCALE_DIGITS + 1))
+_INFINITIES: Final = (float("inf"), float("-inf"))
 
 
 class FixedPointError(ValueError):
@@ -185,9 +186,17 @@ def from_float_for_signal(value: float, step: int, rounding: str = "half_even") 
     string (``repr`` is exact for the float's shortest form) and then rounded to the instrument's
     tick or lot, so no binary noise reaches an order.
     """
-    if value != value or value in (float("inf"), float("-inf")):
+    if value != value or value in _INFINITIES:
         raise FixedPointError(f"not a finite number: {value!r}")
     text = repr(value)
+    whole, dot, frac = text.partition(".")
+    if dot and "e" not in frac:
+        # The usual form ("-123.45"): the same arithmetic as below without the exponent handling.
+        n_frac = len(frac)
+        digits = int(whole + frac)
+        if n_frac <= SCALE_DIGITS:
+            return div_round(digits * _POW10[SCALE_DIGITS - n_frac], step, rounding) * step
+        return div_round(digits, 10 ** (n_frac - SCALE_DIGITS) * step, rounding) * step
     # Parse with extra precision, then round to the step.
     sign = -1 if text.startswith("-") else 1
     body = text.lstrip("-")

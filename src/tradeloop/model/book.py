@@ -17,6 +17,7 @@ from __future__ import annotations
 from bisect import bisect_left, insort
 from collections.abc import Callable
 from enum import IntEnum
+from operator import neg
 from typing import Final, cast
 
 from tradeloop.core.fastparse import PriceKeys, book_apply_side, new_price_keys
@@ -304,11 +305,11 @@ class OrderBook:
 
     def volume(self, side_is_bid: bool, n_levels: int) -> int:
         """Total size over the best ``n_levels`` of one side."""
+        if n_levels <= 0:
+            return 0
         if side_is_bid:
-            bids = self.bids
-            return sum(bids[p] for p in self._bid_px[-n_levels:]) if n_levels > 0 else 0
-        asks = self.asks
-        return sum(asks[-k] for k in self._ask_px[-n_levels:]) if n_levels > 0 else 0
+            return sum(map(self.bids.__getitem__, self._bid_px[-n_levels:]))
+        return sum(map(self.asks.__getitem__, map(neg, self._ask_px[-n_levels:])))
 
     def qty_at(self, price: int, side_is_bid: bool) -> int:
         return (self.bids if side_is_bid else self.asks).get(price, 0)

@@ -67,6 +67,16 @@ _allow((S.PENDING_CANCEL,), OrderAmendRejected, "keep")
 _allow((S.PENDING_CANCEL,), OrderRejected, S.REJECTED)
 
 
+# Hot-path constants (an Enum member or a ``A | B`` union costs a lookup or an object on every use).
+_PENDING_CANCEL = S.PENDING_CANCEL
+_SUBMITTED = S.SUBMITTED
+_PENDING = frozenset({S.PENDING_CANCEL, S.PENDING_AMEND})
+_RECORDS_ONLY: frozenset[type[OrderEvent]] = frozenset({OrderStatusReport, OrderTransitionRefused})
+"""Events that are recorded on the order but change nothing."""
+_PENDING_EVENTS: frozenset[type[OrderEvent]] = frozenset({OrderPendingCancel, OrderPendingAmend})
+_ENDS_UNKNOWN: frozenset[type[OrderEvent]] = frozenset({OrderRejected, OrderCanceled, OrderExpired})
+
+
 class IllegalTransition(Exception):
     def __init__(self, order: Order, event: OrderEvent) -> None:
         super().__init__(f"order {order.client_order_id}: {type(event).__name__} not allowed in {order.status.value}")
@@ -139,19 +149,22 @@ class Order:
 
         A fill whose ``trade_id`` was already applied is ignored (venues resend fills).
         """
-        if isinstance(event, OrderOutcomeUnknown):
+        # Event types are matched exactly (``type(...) is``): they are final, and this is the hot path.
+        kind = type(event)
+        if kind is OrderOutcomeUnknown:
             self.outcome_unknown = True
             self.ts_last = event.ts
             return
-        if isinstance(event, OrderStatusReport | OrderTransitionRefused):
+        if kind in _RECORDS_ONLY:
             self.ts_last = event.ts
             return
-        target = TRANSITIONS.get((self.status, type(event)))
+        status = self.status
+        target = TRANSITIONS.get((status, kind))
         if target is None or (
-            type(event) is OrderRejected and self.status is S.PENDING_CANCEL and self._resume_status is not S.SUBMITTED
+            kind is OrderRejected and status is _PENDING_CANCEL and self._resume_status is not _SUBMITTED
         ):
             raise IllegalTransition(self, event)
-        if isinstance(event, OrderFilled):
+        if type(event) is OrderFilled:
             if event.trade_id and event.trade_id in self.trade_ids:
                 return
             if event.last_qty <= 0 or self.filled_qty + event.last_qty > self.qty:
@@ -162,7 +175,8 @@ class Order:
 
     def _mutate(self, event: OrderEvent, target: OrderStatus | str) -> None:
         prev = self.status
-        if isinstance(event, OrderFilled):
+        kind = type(event)
+        if type(event) is OrderFilled:
             self.filled_qty += event.last_qty
             self.filled_notional += event.last_qty * event.last_price
             self.fee_total += event.fee
@@ -173,17 +187,17 @@ class Order:
             self.outcome_unknown = False
             if self.filled_qty >= self.qty:
                 self.status = S.FILLED
-            elif prev in (S.PENDING_CANCEL, S.PENDING_AMEND):
+            elif prev in _PENDING:
                 self._resume_status = S.PARTIALLY_FILLED
             else:
                 self.status = S.PARTIALLY_FILLED
             return
-        if isinstance(event, OrderAccepted):
+        if type(event) is OrderAccepted:
             self.venue_order_id = event.venue_order_id
             self.outcome_unknown = False
             if target == "keep" and self._resume_status is S.SUBMITTED:
                 self._resume_status = S.ACCEPTED
-        if isinstance(event, OrderAmended):
+        elif type(event) is OrderAmended:
             self.qty = event.qty
             self.price = event.price
             if self.filled_qty >= self.qty:
@@ -191,12 +205,9 @@ class Order:
                 return
         if target == "keep":
             return
-        if isinstance(event, OrderPendingCancel | OrderPendingAmend) and prev not in (
-            S.PENDING_CANCEL,
-            S.PENDING_AMEND,
-        ):
+        if kind in _PENDING_EVENTS and prev not in _PENDING:
             self._resume_status = prev
-        if isinstance(event, OrderRejected | OrderCanceled | OrderExpired):
+        elif kind in _ENDS_UNKNOWN:
             self.outcome_unknown = False
         if target == "restore":
             self.status = self._resume_status

@@ -4,8 +4,12 @@
 when market data reaches the hub, when an order leaves and when a venue answers, and it subscribes
 to the bus for order, book-status and risk events. Gauges that are state (positions, PnL, feed
 staleness, risk state) are read from the engine by :meth:`EngineMetrics.refresh`, which
-:meth:`EngineMetrics.render` runs before every scrape. It only reads engine state; nothing here
-changes the engine or reaches the journal.
+:meth:`EngineMetrics.render` runs before every scrape. Event counts, order counts by state and
+latencies are kept as plain ints on the hot path (a Prometheus update takes a lock and, for a
+histogram, scans the buckets) and handed to their Prometheus objects by
+:meth:`EngineMetrics.refresh`; the latency histograms also whenever they are read
+(:attr:`EngineMetrics.tick_to_trade`). It only reads engine state; nothing here changes the engine
+or reaches the journal.
 
 Latencies are wall time (``time.perf_counter_ns``), also in a backtest, where they measure the
 engine's own processing: *tick to trade* runs from a market data item entering the hub to an order
@@ -75,6 +79,8 @@ METRIC_NAMES: Final = (
 
 _MAX_IN_FLIGHT: Final = 10_000
 """Sent orders awaiting their first reply that are remembered (the oldest are forgotten)."""
+_MAX_PENDING: Final = 4096
+"""Latencies held before they are handed to their histogram (also done by every read and refresh)."""
 
 
 class EngineMetrics:
@@ -83,13 +89,13 @@ class EngineMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.tick_to_trade = Histogram(
+        self._tick_to_trade = Histogram(
             "tradeloop_tick_to_trade_seconds",
             "Wall time from a market data item reaching the hub to an order it triggered leaving.",
             registry=r,
             buckets=TICK_TO_TRADE_BUCKETS,
         )
-        self.order_round_trip = Histogram(
+        self._order_round_trip = Histogram(
             "tradeloop_order_round_trip_seconds",
             "Wall time from a submit or amend leaving to the venue's first reply about the order.",
             registry=r,
@@ -130,6 +136,8 @@ class EngineMetrics:
         self._order_gauges = {status: self.orders.labels(status.value) for status in OrderStatus}
         for gauge in self._order_gauges.values():
             gauge.set(0)
+        self._new_events: dict[str, int] = {}
+        """Events counted since the last :meth:`refresh` (by kind), not yet in ``events``."""
         for kind in PNL_KINDS:
             self.pnl.labels(kind).set(0)
         self._engine: BacktestEngine | None = None
@@ -138,7 +146,9 @@ class EngineMetrics:
         self._status: dict[str, OrderStatus] = {}
         self._order_counts: dict[OrderStatus, int] = dict.fromkeys(OrderStatus, 0)
         self._event_counters: dict[str, Counter] = {}
-        self._observe_tick_to_trade = self.tick_to_trade.observe
+        self._new_ticks: list[int] = []
+        """Tick-to-trade latencies (ns) not yet observed by ``tick_to_trade``."""
+        self._new_round_trips: list[int] = []
 
     # -- EngineProbe --------------------------------------------------------------------------
 
@@ -158,10 +168,9 @@ class EngineMetrics:
     def market_data_started(self, item: MarketData) -> None:
         kind = type(item)
         if kind is not BookStatus:  # statuses are counted when published
-            counter = self._event_counters.get(kind.__name__)
-            if counter is None:
-                counter = self._event_counter(kind.__name__)
-            counter.inc()
+            new = self._new_events
+            name = kind.__name__
+            new[name] = new.get(name, 0) + 1
         self._tick_start = time.perf_counter_ns()
 
     def market_data_finished(self) -> None:
@@ -170,7 +179,10 @@ class EngineMetrics:
     def order_sent(self, client_order_id: str) -> None:
         now = time.perf_counter_ns()
         if self._tick_start is not None:
-            self._observe_tick_to_trade((now - self._tick_start) / 1e9)
+            ticks = self._new_ticks
+            ticks.append(now - self._tick_start)
+            if len(ticks) >= _MAX_PENDING:
+                self._flush_latencies()
         sent = self._sent
         sent.pop(client_order_id, None)
         if len(sent) >= _MAX_IN_FLIGHT:
@@ -180,7 +192,35 @@ class EngineMetrics:
     def venue_replied(self, client_order_id: str) -> None:
         started = self._sent.pop(client_order_id, None)
         if started is not None:
-            self.order_round_trip.observe((time.perf_counter_ns() - started) / 1e9)
+            trips = self._new_round_trips
+            trips.append(time.perf_counter_ns() - started)
+            if len(trips) >= _MAX_PENDING:
+                self._flush_latencies()
+
+    @property
+    def tick_to_trade(self) -> Histogram:
+        """Wall time from a market data item reaching the hub to an order it triggered leaving (seconds)."""
+        self._flush_latencies()
+        return self._tick_to_trade
+
+    @property
+    def order_round_trip(self) -> Histogram:
+        """Wall time from a submit or amend leaving to the venue's first reply about the order (seconds)."""
+        self._flush_latencies()
+        return self._order_round_trip
+
+    def _flush_latencies(self) -> None:
+        # A Prometheus observation takes a lock and scans the buckets: done here, not on the order path.
+        if self._new_ticks:
+            ticks, self._new_ticks = self._new_ticks, []
+            observe = self._tick_to_trade.observe
+            for ns in ticks:
+                observe(ns / 1e9)
+        if self._new_round_trips:
+            trips, self._new_round_trips = self._new_round_trips, []
+            observe = self._order_round_trip.observe
+            for ns in trips:
+                observe(ns / 1e9)
 
     # -- other observations -------------------------------------------------------------------
 
@@ -191,21 +231,13 @@ class EngineMetrics:
     # -- bus handlers -------------------------------------------------------------------------
 
     def _count(self, kind: str) -> None:
-        counter = self._event_counters.get(kind)
-        if counter is None:
-            counter = self._event_counter(kind)
-        counter.inc()
-
-    def _event_counter(self, kind: str) -> Counter:
-        counter = self._event_counters[kind] = self.events.labels(kind)
-        return counter
+        new = self._new_events
+        new[kind] = new.get(kind, 0) + 1
 
     def _on_order_event(self, event: OrderEvent) -> None:
+        new_events = self._new_events
         name = type(event).__name__
-        counter = self._event_counters.get(name)
-        if counter is None:
-            counter = self._event_counter(name)
-        counter.inc()
+        new_events[name] = new_events.get(name, 0) + 1
         if isinstance(event, OrderRejected):
             self.order_rejects.labels(event.reason.value).inc()
         elif isinstance(event, OrderDenied):
@@ -222,12 +254,9 @@ class EngineMetrics:
         if old is new:
             return
         counts = self._order_counts
-        gauges = self._order_gauges
         if old is not None:
             counts[old] -= 1
-            gauges[old].set(counts[old])
         counts[new] += 1
-        gauges[new].set(counts[new])
         if new.is_terminal:
             self._status.pop(cid, None)  # terminal counts stay cumulative; forget the order itself
         else:
@@ -252,7 +281,9 @@ class EngineMetrics:
     # -- state gauges and output --------------------------------------------------------------
 
     def refresh(self) -> None:
-        """Read positions, PnL, feed staleness and the risk state from the engine."""
+        """Hand the counts kept since the last call to Prometheus; read positions, PnL, feed staleness
+        and the risk state from the engine."""
+        self._flush_counts()
         engine = self._engine
         if engine is None:
             return
@@ -269,6 +300,19 @@ class EngineMetrics:
             if book.ts_recv:
                 self.feed_staleness.labels(str(iid)).set(max(now - book.ts_recv, 0) / 1e9)
         self.risk_state.set(RISK_STATE_CODES[engine.risk.state])
+
+    def _flush_counts(self) -> None:
+        self._flush_latencies()
+        new, self._new_events = self._new_events, {}
+        counters = self._event_counters
+        for kind, n in new.items():
+            counter = counters.get(kind)
+            if counter is None:
+                counter = counters[kind] = self.events.labels(kind)
+            counter.inc(n)
+        gauges = self._order_gauges
+        for status, count in self._order_counts.items():
+            gauges[status].set(count)
 
     def render(self) -> bytes:
         """Refresh, then the whole registry in the Prometheus text format (0.0.4)."""

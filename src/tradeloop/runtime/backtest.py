@@ -169,6 +169,8 @@ class BacktestEngine:
             execution=self.execution,
             journal=self.journal,
             request_timeout_ns=config.request_timeout_ms * 1_000_000,
+            # Only orders to a real venue need their intents on disk before they leave.
+            durable_intents=bool(external) and config.journal.durability == "intent",
         )
         strategy_cls = load_strategy_class(strategy_spec or config.strategy.name)
         params = dict(config.strategy.params)
@@ -291,7 +293,7 @@ class BacktestEngine:
         self.series.record_extra(panel, ts, value)
 
     def _on_order_event(self, event: OrderEvent) -> None:
-        if isinstance(event, OrderFilled):
+        if type(event) is OrderFilled:
             self.portfolio.apply_fill(event)
             self.series.record_fill(
                 FillPoint(
@@ -307,10 +309,10 @@ class BacktestEngine:
             if self.check_invariants:
                 self.assert_accounting_invariant()
             self.risk.on_equity(event.ts, self.portfolio.equity())
-        order = self.oms.order(event.client_order_id)
+        order = self.oms.orders.get(event.client_order_id)
         if order is not None and order.strategy_id == self.strategy_id:
             self.strategy.on_order(event)
-            if isinstance(event, OrderFilled):
+            if type(event) is OrderFilled:
                 self.strategy.on_fill(event)
 
     def _on_book(self, book: OrderBook) -> None:

@@ -8,7 +8,7 @@ turned into exact fixed point, never TOML floats.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -52,6 +52,12 @@ class DataSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
 class JournalSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     path: str | None = None
     """SQLite file; ``None`` keeps the journal in memory."""
+    durability: Literal["intent", "batched"] = "intent"
+    """With orders going to a real venue (a live node): ``intent`` commits and syncs the journal before
+    every submit or amend leaves (``append_durable``, ``synchronous=FULL``: an fsync, about 0.3 ms
+    and up to a few ms on a shared disk); ``batched`` commits in batches only (faster, but a crash
+    can lose the latest intents). Backtests and paper sessions trade nothing real: always batched.
+    Nothing to sync for a journal in memory."""
 
 
 class ReportSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

@@ -48,8 +48,11 @@ from tradeloop.strategies import pricing
 from tradeloop.strategies.base import Strategy, StrategyConfig, StrategyContext
 from tradeloop.strategies.estimators import EwmaVolatility, TradeIntensity
 
-_WORKING = (OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED)
+_WORKING = frozenset({OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED})
+_REFUSALS: frozenset[type[OrderEvent]] = frozenset({OrderRejected, OrderAmendRejected, OrderDenied})
+_AMEND_ANSWERS: frozenset[type[OrderEvent]] = frozenset({OrderAmended, OrderAmendRejected})
 _MS = 1_000_000
+_SELL = Side.SELL
 
 
 class ImbalanceModelConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -293,12 +296,13 @@ class MarketMaking(Strategy[MarketMakingConfig]):
         st = self._states.get(order.instrument_id)
         if st is None:
             return
-        if isinstance(event, OrderRejected | OrderAmendRejected | OrderDenied):
+        kind = type(event)  # event types are final: matched exactly
+        if kind in _REFUSALS:
             st.cooldown_until[order.side] = self.ctx.now_ns() + self.config.reject_cooldown_ms * _MS
-        if isinstance(event, OrderAmended | OrderAmendRejected):
+        if kind in _AMEND_ANSWERS:
             self._amending.discard(cid)
             self._pending_amend_price.pop(cid, None)
-        if isinstance(event, OrderCanceled) and cid in self._amending:
+        if kind is OrderCanceled and cid in self._amending:
             # The OMS is doing cancel/replace (the venue has no amend): the replacement follows at once.
             slot = self._slot_of.get(cid)
             if slot is not None:
@@ -307,7 +311,7 @@ class MarketMaking(Strategy[MarketMakingConfig]):
             self._amending.discard(cid)
             self._pending_amend_price.pop(cid, None)
             return
-        if isinstance(event, OrderInitialized) and not self._submitting and cid not in self._slot_of:
+        if kind is OrderInitialized and not self._submitting and cid not in self._slot_of:
             k = st.awaiting_replacement.pop(order.side, None)
             if k is not None and self._slot_order(st, order.side, k) is None:
                 self._assign(st, order.side, k, cid)
@@ -383,18 +387,17 @@ class MarketMaking(Strategy[MarketMakingConfig]):
     def _own_extremes(self, iid: InstrumentId) -> tuple[int | None, int | None]:
         lowest_ask: int | None = None
         highest_bid: int | None = None
+        pending_prices = self._pending_amend_price
         for o in self.ctx.open_orders(iid):
-            if o.price is None:
+            price = o.price
+            if price is None:
                 continue
-            prices = [o.price]
-            pending = self._pending_amend_price.get(o.client_order_id)
-            if pending is not None:
-                prices.append(pending)
-            if o.side is Side.SELL:
-                low = min(prices)
+            pending = pending_prices.get(o.client_order_id)
+            if o.side is _SELL:
+                low = price if pending is None else min(price, pending)
                 lowest_ask = low if lowest_ask is None else min(lowest_ask, low)
             else:
-                high = max(prices)
+                high = price if pending is None else max(price, pending)
                 highest_bid = high if highest_bid is None else max(highest_bid, high)
         return lowest_ask, highest_bid
 

@@ -3,8 +3,10 @@
 * A ``SubmitOrder`` gets a client order id (or keeps the one it carries; re-sending an id that
   already exists is ignored, so submits are idempotent), becomes an ``OrderInitialized`` event
   that is journaled before anything else, passes the risk engine (or is ``OrderDenied``), and is
-  handed to the execution engine; ``OrderSubmitted`` is journaled (durably in live mode) right
-  before the bytes go out.
+  handed to the execution engine; ``OrderSubmitted`` is journaled right before the bytes go out.
+  With ``durable_intents`` (a live node whose ``journal.durability`` is ``intent``) the intents are
+  committed and synced as they are journaled: ``OrderInitialized`` and ``OrderSubmitted`` of a
+  submit, ``OrderPendingAmend`` (with the ``AmendOrder`` before it) of an amend.
 * Venue events are applied through the order state machine; an illegal transition is refused,
   recorded as ``OrderTransitionRefused`` and never applied. Duplicate fills (same trade id) are
   dropped.
@@ -15,7 +17,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 import msgspec
 
@@ -80,6 +82,12 @@ class PreTradeRisk(Protocol):
     def check_amend(self, cmd: AmendOrder, order: Order) -> str | None: ...
 
 
+_WORKING: Final = frozenset({OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED})
+_OPEN: Final = frozenset(s for s in OrderStatus if s.is_open)
+_TERMINAL: Final = frozenset(s for s in OrderStatus if s.is_terminal)
+_INITIALIZED: Final = OrderStatus.INITIALIZED
+_ORDER_EVENTS: Final = topics.ORDER_EVENTS
+
 # Which events answer which request.
 _ANSWERS: dict[str, tuple[type[OrderEvent], ...]] = {
     "submit": (OrderAccepted, OrderRejected, OrderFilled, OrderCanceled, OrderExpired),
@@ -115,6 +123,8 @@ class OrderManager:
         self._durable = durable_intents
         self.orders: dict[str, Order] = {}
         self._open: dict[str, Order] = {}
+        self._open_by_instrument: dict[InstrumentId, dict[str, Order]] = {}
+        """``_open`` split by instrument, kept by the same operations in the same order."""
         self._pending: dict[str, str] = {}  # client order id -> request awaiting an answer
         self._queries: dict[str, int] = {}
         self._replacements: dict[str, AmendOrder] = {}
@@ -127,7 +137,8 @@ class OrderManager:
     def open_orders(self, instrument_id: InstrumentId | None = None) -> list[Order]:
         if instrument_id is None:
             return list(self._open.values())
-        return [o for o in self._open.values() if o.instrument_id == instrument_id]
+        here = self._open_by_instrument.get(instrument_id)
+        return list(here.values()) if here else []
 
     def order(self, client_order_id: str) -> Order | None:
         return self.orders.get(client_order_id)
@@ -143,12 +154,12 @@ class OrderManager:
         if isinstance(cmd, SubmitOrder):
             return self._submit(cmd)
         self._journal.append(cmd)
-        if isinstance(cmd, CancelOrder):
+        if isinstance(cmd, AmendOrder):
+            self._amend(cmd)
+        elif isinstance(cmd, CancelOrder):
             self._cancel(cmd)
         elif isinstance(cmd, CancelAllOrders):
             self._cancel_all(cmd)
-        elif isinstance(cmd, AmendOrder):
-            self._amend(cmd)
         else:
             self._execution.query(cmd)
         return None
@@ -188,7 +199,7 @@ class OrderManager:
                 order, OrderDenied(ts=init.ts, instrument_id=cmd.instrument_id, client_order_id=cid, reason=reason)
             )
             return cid
-        self._open[cid] = order  # passed risk: counts as open (risk limits) even while throttled
+        self._set_open(order)  # passed risk: counts as open (risk limits) even while throttled
         self._execution.submit(cmd)
         return cid
 
@@ -196,7 +207,7 @@ class OrderManager:
         """Called by the execution engine right before a submit or amend leaves; a submit is
         journaled (``OrderSubmitted``) first. The request's deadline starts now."""
         order = self.orders[cmd.client_order_id]
-        if isinstance(cmd, AmendOrder):
+        if type(cmd) is AmendOrder:
             self._expect(order, "amend")
             return
         event = OrderSubmitted(
@@ -277,13 +288,20 @@ class OrderManager:
 
     def _amend(self, cmd: AmendOrder) -> None:
         order = self.orders.get(cmd.client_order_id)
-        if order is None or order.status not in (OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED):
+        if order is None or order.status not in _WORKING:
             log.info("amend for an order that is not working", client_order_id=cmd.client_order_id)
             return
         now = self._clock.now_ns()
         self._apply(
             order,
-            self._event(OrderPendingAmend, order, price=cmd.price, qty=cmd.qty),
+            OrderPendingAmend(
+                ts=self._clock.now_ns(),
+                instrument_id=order.instrument_id,
+                client_order_id=order.client_order_id,
+                price=cmd.price,
+                qty=cmd.qty,
+            ),
+            durable=True,
         )
         reason = self._risk.check_amend(cmd, order)
         if reason is not None:
@@ -367,7 +385,7 @@ class OrderManager:
         )
 
     def _apply(self, order: Order, event: OrderEvent, durable: bool = False) -> bool:
-        if isinstance(event, OrderFilled) and event.trade_id and event.trade_id in order.trade_ids:
+        if type(event) is OrderFilled and event.trade_id and event.trade_id in order.trade_ids:
             self.duplicate_fills += 1
             return False
         try:
@@ -386,15 +404,35 @@ class OrderManager:
             self._record(refused)
             self._bus.publish(topics.ORDER_EVENTS, refused)
             return False
-        self._record(event, durable)
-        if order.is_open:
-            self._open[order.client_order_id] = order
-        elif order.status is not OrderStatus.INITIALIZED:
-            self._open.pop(order.client_order_id, None)
-            if order.is_terminal:
+        if durable and self._durable:
+            self._journal.append_durable(event)
+        else:
+            self._journal.append(event)
+        status = order.status
+        if status in _OPEN:
+            self._set_open(order)
+        elif status is not _INITIALIZED:
+            self._set_closed(order)
+            if status in _TERMINAL:
                 self._answered(order)
-        self._bus.publish(topics.ORDER_EVENTS, event)
+        self._bus.publish(_ORDER_EVENTS, event)
         return True
+
+    def _set_open(self, order: Order) -> None:
+        cid = order.client_order_id
+        self._open[cid] = order
+        here = self._open_by_instrument.get(order.instrument_id)
+        if here is None:
+            here = self._open_by_instrument[order.instrument_id] = {}
+        here[cid] = order
+
+    def _set_closed(self, order: Order) -> None:
+        cid = order.client_order_id
+        if self._open.pop(cid, None) is not None:
+            here = self._open_by_instrument[order.instrument_id]
+            del here[cid]
+            if not here:
+                del self._open_by_instrument[order.instrument_id]
 
     def _record(self, record: JournalRecord, durable: bool = False) -> None:
         if durable and self._durable:
@@ -407,13 +445,15 @@ class OrderManager:
     def _expect(self, order: Order, request: str) -> None:
         cid = order.client_order_id
         self._pending[cid] = request
-        self._clock.set_alarm(f"oms.timeout.{cid}", self._clock.now_ns() + self._timeout_ns, self._on_timeout)
+        clock = self._clock
+        clock.set_alarm("oms.timeout." + cid, clock.now_ns() + self._timeout_ns, self._on_timeout)
 
     def _answered(self, order: Order) -> None:
         cid = order.client_order_id
         if self._pending.pop(cid, None) is not None:
-            self._clock.cancel_timer(f"oms.timeout.{cid}")
-        self._queries.pop(cid, None)
+            self._clock.cancel_timer("oms.timeout." + cid)
+        if self._queries:
+            self._queries.pop(cid, None)
 
     def _on_timeout(self, name: str, ts: int) -> None:
         cid = name.removeprefix("oms.timeout.")

@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Final
 
 from tradeloop.core import fixed
 from tradeloop.core.clock import Clock
@@ -38,7 +39,7 @@ from tradeloop.model.identifiers import InstrumentId
 from tradeloop.model.instrument import Instrument
 from tradeloop.model.order import Order
 from tradeloop.trading import risk_config as rc
-from tradeloop.trading.risk_config import InstrumentLimits, RiskConfig
+from tradeloop.trading.risk_config import InstrumentLimits, ResolvedRiskConfig, RiskConfig
 from tradeloop.trading.views import BookView, OrderView, PortfolioView
 
 NS_PER_DAY = 86_400 * 1_000_000_000
@@ -48,6 +49,9 @@ RiskEvent = TradingStateChanged | RiskAlert
 """What the risk engine emits (published on ``topics.RISK_EVENTS``)."""
 
 _SEVERITY = {TradingState.ACTIVE: 0, TradingState.REDUCING: 1, TradingState.HALTED: 2}
+_HALTED: Final = TradingState.HALTED
+_REDUCING: Final = TradingState.REDUCING
+_LIMIT: Final = OrderType.LIMIT
 
 
 @dataclass(slots=True)
@@ -96,6 +100,7 @@ class RiskEngine:
     ) -> None:
         self.config = config
         self._cfg = config.resolve()
+        self._enabled = _EnabledChecks(self._cfg)
         self._clock = clock
         self._instruments = instruments
         self._portfolio = portfolio
@@ -241,7 +246,7 @@ class RiskEngine:
         return None
 
     def _check_amend(self, cmd: AmendOrder, order: Order) -> str | None:
-        if self._state is TradingState.HALTED:
+        if self._state is _HALTED:
             return self._halted_reason()
         iid = order.instrument_id
         inst = self._instruments.get(iid)
@@ -273,6 +278,15 @@ class RiskEngine:
         book = self._books.book(iid)
         mid_x2: int | None = None
         problem = ""
+        same_side_leaves = 0
+        opposite: list[Order] = []
+        for o in open_here:
+            if o.side is side:
+                same_side_leaves += o.leaves_qty
+            else:
+                opposite.append(o)
+        is_limit = order_type is _LIMIT
+        portfolio = self._portfolio
         if book is None:
             problem = f"no book for {iid}"
         elif not book.valid:
@@ -286,39 +300,40 @@ class RiskEngine:
             inst=inst,
             limits=self._cfg.limits_for(iid),
             side=side,
-            is_limit=order_type is OrderType.LIMIT,
-            limit_price=price if order_type is OrderType.LIMIT else None,
+            is_limit=is_limit,
+            limit_price=price if is_limit else None,
             qty=qty,
             leaves=leaves,
-            position=self._portfolio.position_qty(iid),
-            same_side_leaves=sum(o.leaves_qty for o in open_here if o.side is side),
-            opposite=[o for o in open_here if o.side is not side],
+            position=portfolio.position_qty(iid),
+            same_side_leaves=same_side_leaves,
+            opposite=opposite,
             mid_x2=mid_x2,
             book_problem=problem,
-            mark=self._portfolio.mark(iid),
+            mark=portfolio.mark(iid),
         )
 
     def _check_terms(self, t: _Terms, *, increases: bool) -> str | None:
         """Every check of an order's terms; with ``increases`` false (an amend that only shrinks the
         order) only precision applies."""
         cfg = self._cfg
+        on = self._enabled
         reducing = _reduces(t)
-        if increases and self._state is TradingState.REDUCING and not reducing:
+        if increases and self._state is _REDUCING and not reducing:
             return self._reducing_reason(t)
-        if cfg.enabled(rc.PRECISION):
+        if on.precision:
             reason = self._check_precision(t)
             if reason is not None:
                 return reason
         if not increases:
             return None
-        if cfg.enabled(rc.PRICE_BAND):
+        if on.price_band:
             reason = self._check_price_band(t)
             if reason is not None:
                 return reason
         inst, limits = t.inst, t.limits
-        if cfg.enabled(rc.MAX_ORDER_QTY) and limits.max_order_qty is not None and t.qty > limits.max_order_qty:
+        if on.max_order_qty and limits.max_order_qty is not None and t.qty > limits.max_order_qty:
             return f"{rc.MAX_ORDER_QTY}: {_qty(inst, t.qty)} > max {_qty(inst, limits.max_order_qty)}"
-        if cfg.enabled(rc.MAX_ORDER_NOTIONAL) and limits.max_order_notional is not None:
+        if on.max_order_notional and limits.max_order_notional is not None:
             notional = self._notional(t, t.qty)
             if notional is None:
                 return f"{rc.MAX_ORDER_NOTIONAL}: no reference price for a market order ({t.book_problem}, no mark)"
@@ -327,7 +342,7 @@ class RiskEngine:
                     f"{rc.MAX_ORDER_NOTIONAL}: {fixed.to_str(notional)} {inst.quote} "
                     f"> max {fixed.to_str(limits.max_order_notional)}"
                 )
-        if cfg.enabled(rc.MAX_POSITION) and limits.max_position is not None:
+        if on.max_position and limits.max_position is not None:
             sign = t.side.sign
             without = t.position + sign * t.same_side_leaves
             projected = without + sign * t.leaves
@@ -338,7 +353,7 @@ class RiskEngine:
                     f"{_qty(inst, projected)} (max {_qty(inst, limits.max_position)})"
                 )
         max_exposure = cfg.max_exposure
-        if cfg.enabled(rc.MAX_EXPOSURE) and max_exposure is not None and not reducing:
+        if on.max_exposure and max_exposure is not None and not reducing:
             notional = self._notional(t, t.leaves)
             if notional is None:
                 return f"{rc.MAX_EXPOSURE}: no reference price for a market order ({t.book_problem}, no mark)"
@@ -348,7 +363,7 @@ class RiskEngine:
                     f"{rc.MAX_EXPOSURE}: gross exposure {fixed.to_str(gross)} + order {fixed.to_str(notional)} "
                     f"> max {fixed.to_str(max_exposure)}"
                 )
-        if cfg.enabled(rc.SELF_TRADE):
+        if on.self_trade:
             return self._check_self_trade(t)
         return None
 
@@ -511,6 +526,29 @@ class RiskEngine:
             self._change_state(ts, target, message)
             if target is TradingState.HALTED and cancel:
                 self._cancel_all(message)
+
+
+class _EnabledChecks:
+    """Which order-terms checks are switched on, read once (the config never changes)."""
+
+    __slots__ = (
+        "max_exposure",
+        "max_order_notional",
+        "max_order_qty",
+        "max_position",
+        "precision",
+        "price_band",
+        "self_trade",
+    )
+
+    def __init__(self, cfg: ResolvedRiskConfig) -> None:
+        self.precision = cfg.enabled(rc.PRECISION)
+        self.price_band = cfg.enabled(rc.PRICE_BAND)
+        self.max_order_qty = cfg.enabled(rc.MAX_ORDER_QTY)
+        self.max_order_notional = cfg.enabled(rc.MAX_ORDER_NOTIONAL)
+        self.max_position = cfg.enabled(rc.MAX_POSITION)
+        self.max_exposure = cfg.enabled(rc.MAX_EXPOSURE)
+        self.self_trade = cfg.enabled(rc.SELF_TRADE)
 
 
 def _reduces(t: _Terms) -> bool:

@@ -166,6 +166,23 @@ def test_round_trip_is_only_observed_for_replies_and_tick_to_trade_only_inside_a
     assert scrape(metrics)["tradeloop_order_round_trip_seconds_count{}"] == 1
 
 
+def test_latencies_kept_off_the_hot_path_are_in_every_read() -> None:
+    # Observations wait in a list until the histogram is read (snapshots), refreshed or scraped.
+    metrics = EngineMetrics()
+    engine = _small_engine(metrics)
+    feed(engine, [book_snapshot(START)])
+    metrics.market_data_started(book_snapshot(START + 1))
+    metrics.order_sent("A1")
+    metrics.order_sent("A2")
+    metrics.market_data_finished()
+    metrics.venue_replied("A1")
+    assert histogram_buckets(metrics.tick_to_trade)[1] == 2  # read directly, without a scrape
+    assert histogram_buckets(metrics.order_round_trip)[1] == 1
+    got = scrape(metrics)
+    assert got["tradeloop_tick_to_trade_seconds_count{}"] == 2
+    assert got["tradeloop_events_total{kind=BookDeltas}"] == 1  # counted when it started (feed() bypasses the probe)
+
+
 def test_each_engine_metrics_has_its_own_registry_and_attaches_once() -> None:
     a, b = EngineMetrics(), EngineMetrics()
     a.observe_loop_lag(0.01)

@@ -205,11 +205,10 @@ class CoinbaseExchangeParser:
         except (msgspec.DecodeError, msgspec.ValidationError):
             known = None
         if known is not None:
-            kind = _KIND_OF[type(known)]
             try:
                 return self._items(known, ts_recv)
             except (ValueError, IndexError) as exc:
-                raise ParseError(f"coinbase feed {kind} message: {exc}") from exc
+                raise ParseError(f"coinbase feed {_KIND_OF[type(known)]} message: {exc}") from exc
         try:
             head = _TYPE.decode(payload)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:

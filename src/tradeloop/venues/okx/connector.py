@@ -15,7 +15,7 @@ from tradeloop.model.instrument import Instrument
 from tradeloop.security.credentials import Credentials
 from tradeloop.venues.base import EmitEvent, MarketItem
 from tradeloop.venues.connector import ConnectorUrls, VenueConnector
-from tradeloop.venues.okx.execution import OkxExecutionClient
+from tradeloop.venues.okx.execution import OkxExecutionClient, OrderEntry
 from tradeloop.venues.okx.instruments import INSTRUMENTS
 from tradeloop.venues.okx.market_data import OkxMarketData
 from tradeloop.venues.okx.simulator import OkxDialect
@@ -73,8 +73,13 @@ def _execution(
     urls: ConnectorUrls,
     *,
     rest_config: RestConfig | None = None,
+    order_entry: OrderEntry = "websocket",
 ) -> OkxExecutionClient:
-    return OkxExecutionClient(credentials, instruments, clock, emit, urls, rest_config=rest_config)
+    """The execution client: orders over the private WebSocket while it is up (``order_entry="rest"``:
+    always over REST)."""
+    return OkxExecutionClient(
+        credentials, instruments, clock, emit, urls, rest_config=rest_config, order_entry=order_entry
+    )
 
 
 def _test_credentials() -> Credentials:

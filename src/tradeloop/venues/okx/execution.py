@@ -11,7 +11,7 @@ listings may be retried. Every reply, over either path, and every push goes thro
 :class:`~tradeloop.venues.okx.private.OkxOrderTracker`, which emits each engine event once. What the
 client does with failures:
 
-* rate limited (HTTP 429 or code 50011/50040/50061): wait (``Retry-After`` or backoff) and send the
+* rate limited (HTTP 429 or code 50011/50040/50061/60014): wait (``Retry-After`` or backoff) and send the
   same request again, same client order id, re-signed; after ``rate_limit_patience_s``
   ``OrderRejected(RATE_LIMITED)`` (or the cancel/amend rejection);
 * outcome unknown (timeout, connection lost, 5xx on a place or amend, code 50004, the private socket
@@ -89,7 +89,7 @@ from tradeloop.venues.transport.rest import (
 )
 from tradeloop.venues.transport.ws import WsSpec
 
-__all__ = ["OkxExecutionClient"]
+__all__ = ["OkxExecutionClient", "OrderEntry"]
 
 log = get_logger("tradeloop.venues.okx.execution")
 
@@ -309,7 +309,10 @@ class OkxExecutionClient:
         """Send ``cmd`` as a WebSocket order op now (written before this returns, unless the rate budget
         holds it); ``False`` when the socket cannot take it, and REST must."""
         entry = self._entry
-        if entry is None or not entry.socket.ready:
+        if entry is None:
+            return False
+        if not entry.socket.ready:
+            entry.fell_back += 1
             return False
         frames = self._frames.get(cmd.instrument_id.symbol)
         try:
@@ -330,9 +333,9 @@ class OkxExecutionClient:
             )
             asyncio.get_running_loop().call_soon(self._emit, refusal)  # not from inside the engine's call
             return True
-        if isinstance(cmd, AmendOrder):
-            self.tracker.amend_sent(cmd.instrument_id, cmd.client_order_id)
         entry.send(WsOp(kind, cmd, tail))
+        if isinstance(cmd, AmendOrder):  # after the write: its reply cannot come before this returns
+            self.tracker.amend_sent(cmd.instrument_id, cmd.client_order_id)
         return True
 
     def query(self, cmd: QueryOrder) -> None:

@@ -30,7 +30,7 @@ from typing import Final
 import msgspec
 
 from tradeloop.core import fixed
-from tradeloop.core.fastparse import checksum_text_interleaved, parse_fixed, parse_levels
+from tradeloop.core.fastparse import checksum_text_interleaved, levels_json_strings, parse_fixed, parse_levels
 from tradeloop.core.textmemo import TextMemo
 from tradeloop.model.book import OrderBook
 from tradeloop.model.data import BookDeltas, Level, Quote, Trade
@@ -62,6 +62,8 @@ _TICKERS = msgspec.json.Decoder(TickerPush)
 _EVENT = msgspec.json.Decoder(EventReply)
 _BOOK_REPLY = msgspec.json.Decoder(BookReply)
 _SCALE: Final = fixed.SCALE
+_LEVELS_IN_C: Final = levels_json_strings
+"""The accelerator's parser of levels straight from JSON text (``None`` without it)."""
 
 
 def _size(text: str, ct_val: int) -> int:
@@ -90,20 +92,78 @@ def book_to_deltas(
     data: BookData, instrument_id: InstrumentId, snapshot: bool, ts_recv: int, ct_val: int = 0
 ) -> BookDeltas:
     """One ``books`` data element as a snapshot or a delta batch (pure); ``ct_val``: swap sizes to base."""
+    ts_event = int(data.ts) * _MS
+    return _deltas(
+        data, instrument_id, snapshot, ts_recv, ts_event, _levels(data.bids, ct_val), _levels(data.asks, ct_val)
+    )
+
+
+def _deltas(
+    data: BookData | _RawBookData,
+    instrument_id: InstrumentId,
+    snapshot: bool,
+    ts_recv: int,
+    ts_event: int,
+    bids: list[Level],
+    asks: list[Level],
+) -> BookDeltas:
     seq = data.seqId if data.seqId is not None else -1
     prev = data.prevSeqId if data.prevSeqId is not None and data.prevSeqId >= 0 else -1
     return BookDeltas(
         instrument_id=instrument_id,
-        ts_event=int(data.ts) * _MS,
+        ts_event=ts_event,
         ts_recv=ts_recv,
         first_seq=seq if snapshot or prev < 0 else prev,
         last_seq=seq,
-        bids=_levels(data.bids, ct_val),
-        asks=_levels(data.asks, ct_val),
+        bids=bids,
+        asks=asks,
         snapshot=snapshot,
         prev_seq=prev,
         checksum=data.checksum if data.checksum else None,
     )
+
+
+class _RawBookData(msgspec.Struct, frozen=True):
+    """:class:`BookData` with the level arrays left as JSON text (read by the accelerator)."""
+
+    asks: msgspec.Raw
+    bids: msgspec.Raw
+    ts: str
+    checksum: int | None = None
+    seqId: int | None = None
+    prevSeqId: int | None = None
+
+
+class _RawBookFrame(msgspec.Struct, frozen=True):
+    """A ``books`` push as the envelope and :class:`BookPush` together type it, levels as JSON text."""
+
+    arg: dict[str, str]
+    data: list[_RawBookData]
+    action: str = "snapshot"
+    event: str = ""
+
+
+_RAW_BOOK: Final = msgspec.json.Decoder(_RawBookFrame)
+_BOOKS_MARK: Final = b'"books"'
+
+
+def _raw_levels(raw: msgspec.Raw, ct_val: int) -> list[Level] | None:
+    """The levels of ``raw`` as :func:`_levels` reads them, or ``None`` when only the general path can
+    tell (not plain strings, a decimal it refuses, contracts that are not whole nanos)."""
+    assert _LEVELS_IN_C is not None
+    try:
+        levels = _LEVELS_IN_C(raw)
+    except ValueError:
+        return None
+    if levels is None or not ct_val:
+        return levels
+    out: list[Level] = []
+    for price, contracts in levels:
+        q, r = divmod(contracts * ct_val, _SCALE)
+        if r:
+            return None
+        out.append((price, q))
+    return out
 
 
 def checksum_of_levels(bids: list[tuple[str, str]], asks: list[tuple[str, str]]) -> int:
@@ -205,6 +265,10 @@ class OkxParser:
         """
         if payload == b"pong":
             return []
+        if _LEVELS_IN_C is not None and payload.find(_BOOKS_MARK, 0, 40) >= 0:
+            items = self._books_fast(payload, ts_recv)
+            if items is not None:
+                return items
         try:
             env = _ENVELOPE.decode(payload)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -238,6 +302,31 @@ class OkxParser:
         except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
             raise ParseError(f"okx {channel} frame: {exc}") from exc
         return []
+
+    def _books_fast(self, payload: bytes, ts_recv: int) -> list[MarketItem] | None:
+        """A ``books`` push decoded once, its levels parsed from the JSON text in C: the items the
+        general path gives, or ``None`` whenever that path must decide (it then also reports errors)."""
+        try:
+            frame = _RAW_BOOK.decode(payload)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return None
+        arg = frame.arg
+        if frame.event or arg.get("channel") != BOOK_CHANNEL:
+            return None
+        inst_id = arg.get("instId", "")
+        snapshot = frame.action == "snapshot"
+        ct = self._ct.get(inst_id, 0)
+        out: list[MarketItem] = []
+        for d in frame.data:
+            ts = d.ts
+            if not ts.isdigit() or not ts.isascii():
+                return None  # int() decides (signs, spaces, other digits)
+            bids = _raw_levels(d.bids, ct)
+            asks = _raw_levels(d.asks, ct) if bids is not None else None
+            if asks is None or bids is None:
+                return None
+            out.append(_deltas(d, self.instrument_id(inst_id), snapshot, ts_recv, int(ts) * _MS, bids, asks))
+        return out
 
     def parse_rest_book(self, payload: bytes, inst_id: str, ts_recv: int) -> BookDeltas:
         """A ``GET /api/v5/market/books`` reply as a snapshot whose ``last_seq`` is the reply's ``seqId``.

@@ -26,7 +26,7 @@ import contextlib
 import random
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from typing import Final
 
 import msgspec
 from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
@@ -128,7 +128,11 @@ class OkxPrivateSocket:
         self._now_ns = now_ns
         self.counters = SocketCounters()
         self._transport: WSTransport | None = None
-        self._ready = False
+        self.ready = False
+        """Logged in and subscribed: a :meth:`send` now goes out on this connection (read-only; a plain
+        attribute, since the send path reads it on every order)."""
+        self._logged_in = False
+        """This connection's login was accepted (its loss is reported to ``on_close``)."""
         self._login_reply: asyncio.Future[EventReply] | None = None
         self._loss: str | None = None
         self._closing = False
@@ -137,15 +141,10 @@ class OkxPrivateSocket:
         self._task: asyncio.Task[None] | None = None
         self.last_close_reason: str | None = None
 
-    @property
-    def ready(self) -> bool:
-        """Logged in and subscribed: a :meth:`send` now goes out on this connection."""
-        return self._ready
-
     def send(self, payload: bytes) -> bool:
         """Write one text frame now (``False``, nothing written, when not :attr:`ready`)."""
         transport = self._transport
-        if not self._ready or transport is None:
+        if not self.ready or transport is None:
             return False
         transport.send(WSMsgType.TEXT, payload)
         self.counters.frames_sent += 1
@@ -163,6 +162,7 @@ class OkxPrivateSocket:
     def drop(self, reason: str) -> None:
         """Close the current connection (it is reopened after the backoff)."""
         transport = self._transport
+        self.ready = False  # from now on sends go elsewhere
         if transport is not None:
             self._note_loss(reason)
             transport.send_close(WSCloseCode.OK)
@@ -181,6 +181,8 @@ class OkxPrivateSocket:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self._transport is not None:  # cut, should the close handshake have hung
+            self._transport.disconnect(graceful=False)
 
     # -- connection lifecycle -----------------------------------------------------------------
 
@@ -189,6 +191,9 @@ class OkxPrivateSocket:
             transport = await self._connect()
             if transport is None:
                 continue
+            if self._closing:  # close() came while connecting
+                transport.disconnect()
+                break
             if await self._log_in(transport):
                 await transport.wait_disconnected()
             else:
@@ -252,7 +257,7 @@ class OkxPrivateSocket:
         if transport.is_disconnected:
             return False
         transport.send(WSMsgType.TEXT, self._subscribe)
-        self._ready = True
+        self.ready = self._logged_in = True
         self._backoff.reset()
         self._opened.set()
         log.info(
@@ -271,7 +276,7 @@ class OkxPrivateSocket:
         ts = self._now_ns()
         self.counters.frames += 1
         waiter = self._login_reply
-        if waiter is not None and not self._ready:
+        if waiter is not None and not self._logged_in:
             if waiter.done():
                 return
             with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
@@ -291,8 +296,8 @@ class OkxPrivateSocket:
             self._loss = reason
 
     def _on_disconnected(self) -> None:
-        was_ready = self._ready
-        self._ready = False
+        was_open = self._logged_in
+        self.ready = self._logged_in = False
         self._transport = None
         reason = self._loss or "connection lost"
         self.last_close_reason = reason
@@ -301,7 +306,7 @@ class OkxPrivateSocket:
         if waiter is not None and not waiter.done():
             waiter.set_exception(ConnectionError(reason))
             waiter.exception()  # retrieved: the login coroutine may already be gone
-        if not was_ready:
+        if not was_open:
             return
         log.info("okx private socket disconnected", name=self.name, reason=reason)
         try:
@@ -408,10 +413,10 @@ class WsOrderEntry:
             self.fell_back += 1
             self._fallback(op)
             return
-        self.sent += 1
         on_wire = self.on_wire
         if on_wire is not None:
             on_wire(op.cmd.client_order_id)
+        self.sent += 1
 
     def handle(self, payload: bytes) -> bool:
         """Route a private-socket frame if it answers one of our ops (``True``); other frames are not ours."""
@@ -476,17 +481,3 @@ class WsOrderEntry:
 
         handle = loop.call_later(delay_s, fire)
         self._timers.add(handle)
-
-
-def describe(entry: WsOrderEntry) -> dict[str, Any]:
-    """Counters of the order entry and its socket (for logs and status pages)."""
-    return {
-        "ready": entry.ready,
-        "sent": entry.sent,
-        "held": entry.held,
-        "retried": entry.retried,
-        "unknown": entry.unknown,
-        "fell_back": entry.fell_back,
-        "in_flight": entry.in_flight,
-        **msgspec.structs.asdict(entry.socket.counters),
-    }

@@ -193,7 +193,7 @@ class KrakenV1Parser:
         bids_raw: list[Any],
     ) -> BookDeltas:
         times = [lv[2] for lv in asks_raw + bids_raw if len(lv) > 2 and isinstance(lv[2], str)]
-        ts_event = fixed.parse(max(times)) if times else ts_recv  # "1618678123.481570" seconds -> ns
+        ts_event = parse_fixed(max(times)) if times else ts_recv  # "1618678123.481570" seconds -> ns
         return BookDeltas(iid, ts_event, ts_recv, -1, -1, bids, asks, snapshot=snapshot, checksum=checksum)
 
     def _trades(self, raw: Any, iid: InstrumentId, ts_recv: int) -> list[MarketItem]:
@@ -204,12 +204,12 @@ class KrakenV1Parser:
             side = _V1_TRADE_SIDES.get(t[3])
             if side is None:
                 raise ValueError(f"trade side {t[3]!r}")
-            out.append(Trade(iid, fixed.parse(t[2]), ts_recv, parse_fixed(t[0]), parse_fixed(t[1]), side))
+            out.append(Trade(iid, parse_fixed(t[2]), ts_recv, parse_fixed(t[0]), parse_fixed(t[1]), side))
         return out
 
 
 def _dec(value: Decimal) -> int:
-    return fixed.parse(format(value, "f"))
+    return parse_fixed(format(value, "f"))
 
 
 def _rfc3339_ns(text: str, default: int) -> int:

@@ -33,8 +33,6 @@ resolved value is registered with the log redactor.
 from __future__ import annotations
 
 import asyncio
-import signal
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -60,6 +58,7 @@ from tradeloop.runtime.backtest import BacktestEngine
 from tradeloop.runtime.live_config import LiveConfig
 from tradeloop.runtime.results import RunSummary
 from tradeloop.runtime.runner import BacktestRequest, MarketSource, build_summary
+from tradeloop.runtime.session_tasks import install_stop_signals, refresh_metrics, watch_loop_lag
 from tradeloop.runtime.venue_feed import BookRules, VenueMarketData, check_valuation, connector_urls
 from tradeloop.security.credentials import Credentials
 from tradeloop.strategies.loader import load_strategy_class
@@ -234,7 +233,7 @@ class LiveSession:
         loop = asyncio.get_running_loop()
         previous_handler = loop.get_exception_handler()
         loop.set_exception_handler(self._on_loop_exception)
-        signals = self._install_signals(loop)
+        signals = install_stop_signals(loop, self.stop) if self.handle_signals else []
         helpers: list[asyncio.Task[None]] = []
         started_wall = time.perf_counter()
         try:
@@ -245,8 +244,10 @@ class LiveSession:
                 await self.admin.start()
                 self.console.print(f"admin API: {self.admin.url}")
             await self._start_market_data(engine)
-            helpers.append(asyncio.create_task(self._watch_loop_lag(), name="live.loop_lag"))
-            helpers.append(asyncio.create_task(self._refresh_metrics(), name="live.metrics"))
+            helpers.append(
+                asyncio.create_task(watch_loop_lag(self.metrics, self.loop_lag_interval_s), name="live.loop_lag")
+            )
+            helpers.append(asyncio.create_task(refresh_metrics(self.metrics), name="live.metrics"))
             engine.stats.first_ts = self.clock.now_ns()
             engine.strategy.on_start()
             self.clock.set_timer("report.sample", self.config.report.sample_interval_ms * 1_000_000, engine._sample)
@@ -473,36 +474,11 @@ class LiveSession:
             self._error = exc
             self.stop("error: " + type(exc).__name__)
 
-    async def _watch_loop_lag(self) -> None:
-        loop = asyncio.get_running_loop()
-        interval = self.loop_lag_interval_s
-        while True:
-            start = loop.time()
-            await asyncio.sleep(interval)
-            self.metrics.observe_loop_lag(loop.time() - start - interval)
-
-    async def _refresh_metrics(self) -> None:
-        while True:
-            await asyncio.sleep(1.0)
-            self.metrics.refresh()
-
     def _on_loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         exc = context.get("exception")
         if isinstance(exc, Exception):
             self._fail(exc)
         loop.default_exception_handler(context)
-
-    def _install_signals(self, loop: asyncio.AbstractEventLoop) -> list[signal.Signals]:
-        if not self.handle_signals or threading.current_thread() is not threading.main_thread():
-            return []
-        installed = []
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(sig, self.stop, f"signal {sig.name}")
-            except (NotImplementedError, RuntimeError):
-                continue
-            installed.append(sig)
-        return installed
 
 
 def _ccy(balance: Any) -> str:

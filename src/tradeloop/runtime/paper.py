@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import signal
-import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from functools import partial
@@ -45,6 +43,7 @@ from tradeloop.runtime.config import BacktestConfig, VenueSection
 from tradeloop.runtime.control import AuditSink
 from tradeloop.runtime.results import RunSummary
 from tradeloop.runtime.runner import BacktestRequest, MarketSource, build_summary, open_market
+from tradeloop.runtime.session_tasks import install_stop_signals, refresh_metrics, watch_loop_lag
 from tradeloop.runtime.venue_feed import VenueFeed, check_valuation, default_balances
 
 __all__ = ["MarketFeed", "PacedReplay", "PaperSession", "restamp"]
@@ -276,7 +275,7 @@ class PaperSession:
         engine.stats.first_ts = self.clock.now_ns()
         previous_handler = loop.get_exception_handler()
         loop.set_exception_handler(self._on_loop_exception)
-        signals = self._install_signals(loop)
+        signals = install_stop_signals(loop, self.stop) if self.handle_signals else []
         helpers: list[asyncio.Task[None]] = []
         feed_task: asyncio.Task[None] | None = None
         try:
@@ -285,8 +284,10 @@ class PaperSession:
                 self.console.print(f"admin API: {self.admin.url} (dashboard: {self.admin.url}/#token=<your token>)")
             if self.venue_feed is not None:
                 await self.venue_feed.start()
-            helpers.append(asyncio.create_task(self._watch_loop_lag(), name="paper.loop_lag"))
-            helpers.append(asyncio.create_task(self._refresh_metrics(), name="paper.metrics"))
+            helpers.append(
+                asyncio.create_task(watch_loop_lag(self.metrics, self.loop_lag_interval_s), name="paper.loop_lag")
+            )
+            helpers.append(asyncio.create_task(refresh_metrics(self.metrics), name="paper.metrics"))
             engine.strategy.on_start()
             interval = self.config.report.sample_interval_ms * 1_000_000
             self.clock.set_timer("report.sample", interval, engine._sample)
@@ -373,19 +374,6 @@ class PaperSession:
             await asyncio.sleep(0.005)
         log.warning("paper session ended with requests still unanswered")
 
-    async def _watch_loop_lag(self) -> None:
-        loop = asyncio.get_running_loop()
-        interval = self.loop_lag_interval_s
-        while True:
-            start = loop.time()
-            await asyncio.sleep(interval)
-            self.metrics.observe_loop_lag(loop.time() - start - interval)
-
-    async def _refresh_metrics(self) -> None:
-        while True:
-            await asyncio.sleep(1.0)
-            self.metrics.refresh()
-
     def _on_loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         exc = context.get("exception")
         if isinstance(exc, Exception) and self._error is None:
@@ -393,18 +381,6 @@ class PaperSession:
             self._error = exc
             self.stop("error: " + type(exc).__name__)
         loop.default_exception_handler(context)
-
-    def _install_signals(self, loop: asyncio.AbstractEventLoop) -> list[signal.Signals]:
-        if not self.handle_signals or threading.current_thread() is not threading.main_thread():
-            return []
-        installed = []
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(sig, self.stop, f"signal {sig.name}")
-            except (NotImplementedError, RuntimeError):
-                continue
-            installed.append(sig)
-        return installed
 
     @staticmethod
     async def _cancel(task: asyncio.Task[Any]) -> None:

@@ -1,7 +1,8 @@
 """OKX execution client: order ops on the private WebSocket, signed REST for the rest.
 
 Place, amend and cancel go out as WebSocket order ops on the logged-in private connection
-(:mod:`tradeloop.venues.okx.ws_orders`, picows) while it is up (``order_entry="websocket"``, the
+(:class:`~tradeloop.venues.transport.order_entry.WsOrderEntry` on an
+:class:`~tradeloop.venues.transport.order_socket.OrderSocket`, picows) while it is up (``order_entry="websocket"``, the
 default): the frame is written inside the ``submit``/``amend``/``cancel`` call, with no task and no
 await in between (the rate budget is checked synchronously; an op it holds back is sent from a
 timer). Over REST (:mod:`tradeloop.venues.okx.orders`, a :class:`RestClient`) go queries, open
@@ -69,13 +70,15 @@ from tradeloop.venues.okx.spec import (
     PENDING_PAGE,
     RATE_LIMIT_SPECS,
     VENUE,
+    WS_OP_COSTS,
     WS_PRIVATE,
     request_costs,
 )
-from tradeloop.venues.okx.ws_orders import OkxPrivateSocket, WsOp, WsOrderEntry
-from tradeloop.venues.okx.ws_wire import WsFrames
+from tradeloop.venues.okx.ws_wire import OkxOpWire, WsFrames, WsReply, read_login_reply
 from tradeloop.venues.transport.backoff import Backoff, BackoffSpec
 from tradeloop.venues.transport.clock_sync import ClockOffsetEstimator
+from tradeloop.venues.transport.order_entry import WsOp, WsOrderEntry
+from tradeloop.venues.transport.order_socket import OrderSocket
 from tradeloop.venues.transport.ratelimit import RateBudget, RateLimited
 from tradeloop.venues.transport.rest import (
     OutcomeUnknown,
@@ -171,8 +174,8 @@ class OkxExecutionClient:
         self._order_entry: OrderEntry = order_entry
         self._rest: RestClient | None = None
         self._session: aiohttp.ClientSession | None = None
-        self._socket: OkxPrivateSocket | None = None
-        self._entry: WsOrderEntry | None = None
+        self._socket: OrderSocket | None = None
+        self._entry: WsOrderEntry[WsReply] | None = None
         self._frames: dict[str, WsFrames] = {}
         self._on_wire: Callable[[str], None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -188,12 +191,12 @@ class OkxExecutionClient:
         return self._order_entry
 
     @property
-    def ws_orders(self) -> WsOrderEntry | None:
+    def ws_orders(self) -> WsOrderEntry[WsReply] | None:
         """The WebSocket order entry (``None`` before :meth:`start` or with ``order_entry="rest"``)."""
         return self._entry
 
     @property
-    def socket(self) -> OkxPrivateSocket | None:
+    def socket(self) -> OrderSocket | None:
         """The private connection (pushes, and order ops with WebSocket order entry)."""
         return self._socket
 
@@ -228,10 +231,11 @@ class OkxExecutionClient:
         if self._order_entry == "websocket":
             await self._learn_instrument_codes()
         spec = self._ws_spec
-        self._socket = OkxPrivateSocket(
+        self._socket = OrderSocket(
             spec.url,
             login=self._login_frame,
-            subscribe=_SUBSCRIBE,
+            read_login_reply=read_login_reply,
+            subscribe=lambda: (_SUBSCRIBE,),
             on_frame=self._on_frame,
             on_open=self._on_open,
             on_close=self._on_close,
@@ -241,16 +245,20 @@ class OkxExecutionClient:
             login_timeout_s=min(_LOGIN_TIMEOUT_S, spec.open_timeout_s),
             now_ns=self._clock.now_ns,
             rng=self._rng,
+            name="okx-private",
         )
         if self._order_entry == "websocket":
             self._frames = {symbol: WsFrames(spec) for symbol, spec in self._specs.items()}
             self._entry = WsOrderEntry(
                 self._socket,
                 self._budget,
+                OkxOpWire(),
+                costs=WS_OP_COSTS,
                 on_ack=self._on_ws_ack,
                 fallback=self._fallback,
                 patience_s=self._patience_s,
                 rng=self._rng,
+                name="okx-orders",
             )
             self._entry.on_wire = self._on_wire
         self._socket.start()
@@ -529,9 +537,9 @@ class OkxExecutionClient:
 
     # -- WebSocket order ops ------------------------------------------------------------------
 
-    def _on_ws_ack(self, op: WsOp, ack: AckOutcome) -> None:
+    def _on_ws_ack(self, op: WsOp, reply: WsReply) -> None:
         """An order op's final outcome (rate limits already retried by the order entry)."""
-        now, cmd = self._now(), op.cmd
+        now, cmd, ack = self._now(), op.cmd, reply.acks[0]
         if isinstance(cmd, SubmitOrder):
             events = self.tracker.on_place_reply(now, cmd, ack)
         elif isinstance(cmd, AmendOrder):

@@ -10,7 +10,10 @@ WebSocket order ops since 2026), else by ``instId``; the other fields are those 
 * :func:`ws_place_args`, :func:`ws_amend_args`, :func:`ws_cancel_args` and :func:`ws_request`: the
   reference builders (dicts, then ``msgspec`` JSON);
 * :class:`WsFrames`: the same frames, pre-built per instrument for the send path (equal byte for byte);
-* :func:`ws_reply`: a reply's request id and per-item :class:`~tradeloop.venues.okx.orders.AckOutcome`.
+* :func:`ws_reply`: a reply's request id and per-item :class:`~tradeloop.venues.okx.orders.AckOutcome`;
+* :class:`OkxOpWire` and :func:`read_login_reply`: the OKX dialect for the venue-neutral
+  :class:`~tradeloop.venues.transport.order_entry.WsOrderEntry` and
+  :class:`~tradeloop.venues.transport.order_socket.OrderSocket`.
 """
 
 from __future__ import annotations
@@ -29,11 +32,16 @@ from tradeloop.venues.okx.orders import (
     check_client_id,
     order_args,
 )
-from tradeloop.venues.okx.schemas import OrderAck
+from tradeloop.venues.okx.schemas import EventReply, OrderAck
+from tradeloop.venues.okx.spec import OUTCOME_UNKNOWN_CODES
+from tradeloop.venues.transport.order_entry import OpVerdict, WsOp
+from tradeloop.venues.transport.order_socket import LoginReply
 
 __all__ = [
+    "OkxOpWire",
     "WsFrames",
     "WsReply",
+    "read_login_reply",
     "ws_amend_args",
     "ws_cancel_args",
     "ws_frame",
@@ -198,3 +206,40 @@ def ws_reply(payload: bytes) -> WsReply | None:
         ok = reply.code == "0"
         return WsReply(reply.id, reply.op, [AckOutcome(ok, "" if ok else reply.code, reply.msg or "refused")])
     return WsReply(reply.id, reply.op, [ack_outcome(item) for item in reply.data])
+
+
+class OkxOpWire:
+    """OKX's order ops for :class:`~tradeloop.venues.transport.order_entry.WsOrderEntry`: an op's tail
+    (:class:`WsFrames`) behind its request id; replies by ``id``; ``sCode`` 50004 is an unknown outcome."""
+
+    def frame(self, request_id: int, op: WsOp) -> bytes:
+        return ws_frame(request_id, op.tail)
+
+    def read_reply(self, payload: bytes) -> tuple[str, WsReply] | None:
+        if b'"op"' not in payload:
+            return None
+        reply = ws_reply(payload)
+        return None if reply is None else (reply.request_id, reply)
+
+    def verdict(self, reply: WsReply) -> OpVerdict:
+        ack = reply.acks[0]
+        if ack.code in OUTCOME_UNKNOWN_CODES:
+            return OpVerdict.UNKNOWN
+        if ack.rate_limited:
+            return OpVerdict.RATE_LIMITED
+        return OpVerdict.DONE
+
+
+_EVENT = msgspec.json.Decoder(EventReply)
+
+
+def read_login_reply(payload: bytes) -> LoginReply | None:
+    """The answer to ``op: login`` (``event`` ``login`` with code 0, or ``error``); ``None`` for other frames."""
+    try:
+        event = _EVENT.decode(payload)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    if event.event not in ("login", "error"):
+        return None
+    accepted = event.event == "login" and event.code in ("", "0")
+    return LoginReply(accepted, "" if accepted else f"{event.code} {event.msg}")

@@ -152,7 +152,9 @@ class NotConnected(RuntimeError):
     """:meth:`ReconnectingWebSocket.send` while no connection is open."""
 
 
-class _PongMatcher:
+class PongMatcher:
+    """Whether a frame is a pong under a :class:`HeartbeatSpec` (short frames only)."""
+
     __slots__ = ("_contains", "_contains_b", "_equals", "_equals_b", "_max")
 
     def __init__(self, spec: HeartbeatSpec) -> None:
@@ -177,7 +179,7 @@ class WsConnection:
         self,
         conn_id: int,
         ws: aiohttp.ClientWebSocketResponse,
-        is_pong: _PongMatcher,
+        is_pong: PongMatcher,
         counters: WsCounters,
         now_ns: Callable[[], int],
         close_timeout_s: float,
@@ -319,7 +321,7 @@ class ReconnectingWebSocket:
         self._now_ns = now_ns
         self._budget = connect_budget
         self._connect_costs = dict(connect_costs or {})
-        self._is_pong = _PongMatcher(spec.heartbeat)
+        self._is_pong = PongMatcher(spec.heartbeat)
         self.counters = WsCounters()
         self._conn: WsConnection | None = None
         self._conn_seq = 0

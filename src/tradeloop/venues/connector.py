@@ -32,6 +32,9 @@ class ConnectorUrls(msgspec.Struct, frozen=True):
     """Full URL of the public market-data socket."""
     ws_private: str = ""
     """Full URL of the private (user) socket; empty when the venue has none."""
+    ws_orders: str = ""
+    """Full URL of the WebSocket order-entry socket when it is a socket of its own (Binance's WS API,
+    Bybit's ``/v5/trade``); empty when the venue has none or takes orders on ``ws_private`` (OKX, Kraken)."""
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from tradeloop.model.instrument import Instrument
 from tradeloop.runtime.config import StrategySection
 from tradeloop.runtime.live import LiveSession, LiveStartError
 from tradeloop.runtime.live_config import CredentialRefs, LiveConfig, LiveSection, LiveVenueSection
+from tradeloop.runtime.simulator_feed import run_synthetic
 from tradeloop.security.credentials import FIELDS
 from tradeloop.security.master_key import KeyStoreError
 from tradeloop.trading.rebuild import rebuild_state
@@ -130,7 +131,7 @@ async def running_simulator(venue: str, *, seed: int = 5, speed: float = SPEED) 
     """The venue's simulator on a free local port, its books driven by the synthetic market."""
     sim = build_simulator(get_connector(venue))
     await sim.start()
-    FEEDS[id(sim)] = sim.spawn(sim.core.run_synthetic(seed=seed, speed=speed), name="synthetic")
+    FEEDS[id(sim)] = sim.spawn(run_synthetic(sim.core, seed=seed, speed=speed), name="synthetic")
     try:
         yield sim
     finally:

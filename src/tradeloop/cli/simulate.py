@@ -26,6 +26,7 @@ def simulate(
     """Run VENUE's local simulator on 127.0.0.1 with books driven by the synthetic market.
 
     Prints the base URL and the name of the test API key it accepts (never the secret)."""
+    from tradeloop.runtime.simulator_feed import run_synthetic
     from tradeloop.venues.connectors import UnknownConnector, get_connector
     from tradeloop.venues.simulator.local import build_simulator, parse_balances
 
@@ -56,7 +57,7 @@ def simulate(
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
-        sim.spawn(sim.core.run_synthetic(seed=seed, speed=speed), name=f"{venue}-synthetic-feed")
+        sim.spawn(run_synthetic(sim.core, seed=seed, speed=speed), name=f"{venue}-synthetic-feed")
         try:
             if seconds > 0:
                 with contextlib.suppress(TimeoutError):

@@ -6,7 +6,6 @@ backed by the simulated matching engine, with fault injection.
   ``LiveClock``) driven by domain commands.
 * :class:`~tradeloop.venues.simulator.server.VenueSimulator`: the aiohttp server, control routes.
 * :class:`~tradeloop.venues.simulator.dialect.Dialect`: what each venue's ``simulator.py`` implements.
-* :mod:`~tradeloop.venues.simulator.feed`: books driven by the synthetic market or any item stream.
 """
 
 from tradeloop.venues.simulator.core import SimulatorCore

@@ -14,7 +14,9 @@ reach the market listeners, so a dialect encoding a delta can read the book afte
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import Final
 
 from tradeloop.core.clock import LiveClock
 from tradeloop.core.logging import get_logger
@@ -32,6 +34,8 @@ from tradeloop.venues.simulator.faults import FaultPlan
 __all__ = ["MarketListener", "PrivateListener", "SimulatorCore"]
 
 _log = get_logger(__name__)
+_YIELD_EVERY: Final = 256
+"""Items applied between yields to the event loop by :meth:`SimulatorCore.run_recording`."""
 
 MarketListener = Callable[[BookDeltas | Trade], None]
 PrivateListener = Callable[[Event], None]
@@ -172,18 +176,15 @@ class SimulatorCore:
 
     # -- feed ---------------------------------------------------------------------------------
 
-    async def run_synthetic(self, seed: int, speed: float = 1.0) -> None:
-        """Drive every listed instrument's book from the seeded synthetic market, paced at ``speed`` x
-        real time, until cancelled (see :mod:`tradeloop.venues.simulator.feed`)."""
-        from tradeloop.venues.simulator.feed import run_synthetic
-
-        await run_synthetic(self, seed=seed, speed=speed)
-
     async def run_recording(self, items: AsyncIterator[BookDeltas | Trade]) -> None:
-        """Apply items from any async iterator (a recording, a test script) as they come."""
-        from tradeloop.venues.simulator.feed import run_items
-
-        await run_items(self, items)
+        """Apply items from any async iterator (a recording, a test script, the synthetic market paced by
+        :mod:`tradeloop.runtime.simulator_feed`) as they come; returns when the iterator ends."""
+        n = 0
+        async for item in items:
+            self.apply_market(item)
+            n += 1
+            if n % _YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # a fast source must not starve the simulator's sockets
 
     # -- internals ----------------------------------------------------------------------------
 

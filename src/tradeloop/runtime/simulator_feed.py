@@ -7,7 +7,8 @@ applies them at ``speed`` x the synthetic market's pace. Prices and sizes are th
 
 ``paced(items, speed, mapping)`` does the pacing and re-targeting for any iterable of
 ``(ts_recv, item)`` (a :class:`~tradeloop.data.replay.RecordingReplay`, a synthetic market built
-elsewhere), and ``run_items(core, items)`` applies any async iterator as fast as it yields.
+elsewhere); :meth:`SimulatorCore.run_recording` applies the paced stream. This wiring lives in
+``runtime/``: the simulator (connectivity layer) knows nothing of the data layer's synthetic market.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ __all__ = [
     "instrument_mapping",
     "paced",
     "restamp",
-    "run_items",
     "run_market",
     "run_synthetic",
     "start_price_of",
@@ -157,21 +157,11 @@ async def paced(
         yield restamp(item, iid, clock.now_ns())
 
 
-async def run_items(core: SimulatorCore, items: AsyncIterator[FeedItem]) -> None:
-    """Apply every item of ``items`` to ``core`` as it comes (returns when the iterator ends)."""
-    n = 0
-    async for item in items:
-        core.apply_market(item)
-        n += 1
-        if n % _YIELD_EVERY == 0:
-            await asyncio.sleep(0)
-
-
 async def run_market(core: SimulatorCore, market: SyntheticMarket, *, speed: float = 1.0) -> None:
     """Drive ``core`` from a synthetic market built elsewhere (``simA:BTCUSDT``, ...): its instruments map
     in order onto the simulator's (see :func:`instrument_mapping`), prices and sizes as generated."""
     mapping = instrument_mapping(market.instruments(), list(core.instruments.values()))
-    await run_items(core, paced(market, speed=speed, clock=core.clock, mapping=mapping))
+    await core.run_recording(paced(market, speed=speed, clock=core.clock, mapping=mapping))
 
 
 async def run_synthetic(
@@ -195,7 +185,7 @@ async def run_synthetic(
         config = synthetic_config_for(
             instruments, seed=seed + round_no, duration_s=duration_s, start_price=start_price, flow=flow
         )
-        await run_items(core, paced(SyntheticMarket(config), speed=speed, clock=core.clock))
+        await core.run_recording(paced(SyntheticMarket(config), speed=speed, clock=core.clock))
         round_no += 1
         if not forever:
             return

@@ -7,6 +7,7 @@ import asyncio
 import msgspec
 import pytest
 
+from tests.venues.simulator.test_core import IID, instrument
 from tradeloop.core import fixed
 from tradeloop.core.clock import LiveClock
 from tradeloop.data.synthetic import SyntheticConfig, SyntheticMarket
@@ -14,16 +15,14 @@ from tradeloop.model.book import OrderBook, SequenceRule
 from tradeloop.model.data import BookDeltas, Quote, Trade
 from tradeloop.model.enums import Side
 from tradeloop.model.identifiers import InstrumentId
-from tradeloop.venues.simulator.core import SimulatorCore
-from tradeloop.venues.simulator.feed import (
+from tradeloop.runtime.simulator_feed import (
     instrument_mapping,
     paced,
     run_market,
     run_synthetic,
     synthetic_config_for,
 )
-
-from .test_core import IID, instrument
+from tradeloop.venues.simulator.core import SimulatorCore
 
 P = fixed.parse
 
@@ -114,7 +113,7 @@ def test_run_synthetic_is_cancellable_and_moves_the_book_in_real_time() -> None:
     core = SimulatorCore("toy", [instrument()], balances={"USDT": P("1000")})
 
     async def main() -> list[int]:
-        task = asyncio.create_task(core.run_synthetic(seed=5, speed=20.0))
+        task = asyncio.create_task(run_synthetic(core, seed=5, speed=20.0))
         counts = []
         for _ in range(3):
             await asyncio.sleep(0.1)

@@ -52,6 +52,7 @@ from typing import Any, NamedTuple
 
 import aiohttp
 from latency import LatencyBenchmark, LatencyResult, percentile, register_latency
+from t2t_floor import measure_floor
 
 from tradeloop.core import fixed
 from tradeloop.model.data import BookStatus, MarketData
@@ -64,6 +65,8 @@ from tradeloop.trading.execution import ThrottleConfig
 from tradeloop.trading.risk_config import RiskConfig
 from tradeloop.venues.connectors import CONNECTORS, get_connector
 from tradeloop.venues.transport import rest as rest_module
+from tradeloop.venues.transport.order_socket import OrderSocket
+from tradeloop.venues.transport.ws import ReconnectingWebSocket
 
 RUN_SECONDS = float(os.environ.get("TRADELOOP_BENCH_T2T_SECONDS", "30"))
 FRAME_INTERVAL_S = float(os.environ.get("TRADELOOP_BENCH_T2T_INTERVAL", "0.5"))
@@ -77,6 +80,9 @@ system call, and the node's write returns only after the simulator has handled t
 venue is another machine). ``TRADELOOP_BENCH_T2T_SIM_BATCH=0`` measures with that effect."""
 TARGETS_US = {"p50": 100.0, "p99": 1000.0}
 THROTTLE_PER_S = 40
+FLOOR_FRAMES = int(os.environ.get("TRADELOOP_BENCH_T2T_FLOOR_FRAMES", "40"))
+"""Frames replayed to the bare client of the floor (``t2t_floor.py``), at the run's frame interval."""
+ORDER_BYTES_KEPT = 8
 HERE = Path(__file__).resolve().parent
 _ENV_PREFIX = "TL_BENCH_T2T_"
 
@@ -198,8 +204,9 @@ class WireTimes:
     The first HTTP request made in the task of a send claims it (later requests of the same task, or
     of tasks that inherited an already claimed send, do not)."""
 
-    def __init__(self) -> None:
+    def __init__(self, capture: WireCapture | None = None) -> None:
         self.samples: list[Sample] = []
+        self.capture = capture
         self.config = aiohttp.TraceConfig()
         self.config.on_request_start.append(self._start)
         self.config.on_request_headers_sent.append(self._written)
@@ -219,6 +226,9 @@ class WireTimes:
 
     async def _written(self, _s: aiohttp.ClientSession, ctx: SimpleNamespace, params: Any) -> None:
         ctx.t2t_at = time.time_ns()
+        chunk = getattr(params, "chunk", None)
+        if self.capture is not None and isinstance(chunk, bytes) and getattr(ctx, "t2t_sent", None) is not None:
+            self.capture.keep_body(chunk)
 
     async def _end(self, _s: aiohttp.ClientSession, ctx: SimpleNamespace, params: Any) -> None:
         sent = getattr(ctx, "t2t_sent", None)
@@ -241,6 +251,72 @@ def traced_sessions(trace: aiohttp.TraceConfig) -> Iterator[None]:
         yield
     finally:
         aiohttp.ClientSession.__init__ = original  # type: ignore[method-assign]
+
+
+class WireCapture:
+    """Raw bytes for the floor: every market-data frame by its ``ts_recv`` (the WebSocket client's
+    ``on_frame`` wrapped; the node's own timing starts at the same ``ts_recv``), and the first few
+    order frames the node wrote (``OrderSocket.send`` wrapped until ``ORDER_BYTES_KEPT`` are kept, then
+    restored) or, over REST, the first request bodies."""
+
+    def __init__(self) -> None:
+        self.frames: dict[int, bytes] = {}
+        self.orders: list[bytes] = []
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        ws_init = ReconnectingWebSocket.__init__
+        send = OrderSocket.send
+        frames, orders = self.frames, self.orders
+
+        def init(ws: ReconnectingWebSocket, *args: Any, **kwargs: Any) -> None:
+            on_frame = kwargs["on_frame"]
+
+            def keep(data: str | bytes, ts_recv: int) -> None:
+                frames[ts_recv] = data.encode() if isinstance(data, str) else data
+                on_frame(data, ts_recv)
+
+            kwargs["on_frame"] = keep
+            ws_init(ws, *args, **kwargs)
+
+        def keep_send(sock: OrderSocket, payload: bytes) -> bool:
+            sent = send(sock, payload)
+            if sent and b"login" not in payload and b'"auth"' not in payload and b"subscribe" not in payload:
+                orders.append(payload)
+                if len(orders) >= ORDER_BYTES_KEPT:
+                    OrderSocket.send = send  # type: ignore[method-assign]
+            return sent
+
+        ReconnectingWebSocket.__init__ = init  # type: ignore[method-assign]
+        OrderSocket.send = keep_send  # type: ignore[method-assign]
+        try:
+            yield
+        finally:
+            ReconnectingWebSocket.__init__ = ws_init  # type: ignore[method-assign]
+            OrderSocket.send = send  # type: ignore[method-assign]
+
+    def keep_body(self, chunk: bytes) -> None:
+        if len(self.orders) < ORDER_BYTES_KEPT and chunk:
+            self.orders.append(chunk)
+
+
+def _floor(capture: WireCapture, samples: list[Sample]) -> dict[str, Any]:
+    """The bare client over the frames that made samples, writing as many order frames per frame."""
+    per_frame: dict[int, int] = {}
+    for s in samples:
+        per_frame[s.sent.ts_recv] = per_frame.get(s.sent.ts_recv, 0) + 1
+    chosen = [ts for ts in sorted(per_frame) if ts in capture.frames][:FLOOR_FRAMES]
+    if not chosen or not capture.orders:
+        return {"floor_note": "no frames or order bytes captured"}
+    orders = capture.orders
+    frames = [capture.frames[ts] for ts in chosen]
+    writes = [[orders[(i * 2 + k) % len(orders)] for k in range(per_frame[ts])] for i, ts in enumerate(chosen)]
+    floor = sorted(measure_floor(frames, writes, FRAME_INTERVAL_S))
+    return {
+        "floor_samples": len(floor),
+        "floor_p50_us": round(percentile(floor, 50) / 1000, 1),
+        "floor_p99_us": round(percentile(floor, 99) / 1000, 1),
+    }
 
 
 @contextlib.contextmanager
@@ -397,8 +473,9 @@ def _run_venue(venue: str, out_dir: Path) -> LatencyResult:
     inst = connector.instruments()[0]
     lot = quote_qty(inst)
     probe = TickProbe()
-    wire = WireTimes()
-    with simulator(venue) as base_url, traced_sessions(wire.config), budget_waits():
+    capture = WireCapture()
+    wire = WireTimes(capture)
+    with simulator(venue) as base_url, traced_sessions(wire.config), budget_waits(), capture.installed():
         session = ProbedSession(
             probe,
             _config(inst, lot),
@@ -426,6 +503,11 @@ def _run_venue(venue: str, out_dir: Path) -> LatencyResult:
     unmatched = sum(1 for sent in probe.sent if not sent.claimed)
     if any(v for v in session.orders_left.values()):
         problems.append(f"orders left open at the simulator: {session.orders_left}")
+    floor = _floor(capture, clean) if clean else {}
+    if "floor_p50_us" in floor and samples:
+        p50, p99 = percentile(sorted(samples), 50) / 1000, percentile(sorted(samples), 99) / 1000
+        floor["ratio_p50_to_floor"] = round(p50 / max(floor["floor_p50_us"], 0.1), 2)
+        floor["ratio_p99_to_floor"] = round(p99 / max(floor["floor_p99_us"], 0.1), 2)
     picture = out_dir / f"tick_to_trade_{venue}.png"
     if samples:
         _plot(samples, picture, f"{venue}: frame received -> order bytes written ({len(samples)} orders)")
@@ -464,6 +546,7 @@ def _run_venue(venue: str, out_dir: Path) -> LatencyResult:
             if first_of_frame
             else None,
             "histogram": str(picture) if samples else None,
+            **floor,
             "execution_client": type(client).__qualname__,
         },
         problems=problems,

@@ -191,7 +191,7 @@ class BacktestEngine:
         self.strategy: Strategy[Any] = strategy_cls(self.strategy_id, strategy_config, self.ctx)
         self.series = RunSeries()
         self._feed_latency = config.feed_latency_us * 1000
-        self._sample_interval = config.report.sample_interval_ms * 1_000_000
+        self.record_sample_interval = config.report.sample_interval_ms * 1_000_000
         # Circuit breakers (off unless configured) see books and order events before the strategy does,
         # so it reacts under the state they set. engine.control: the operator's kill/resume.
         self.breakers = CircuitBreakers(config.risk.breakers, self.clock, self.instruments, self.risk.trip)
@@ -351,7 +351,9 @@ class BacktestEngine:
             raise AssertionError(f"equity change {equity - p.initial_equity} != realized+unrealized-fees {p.pnl()}")
         self.stats.invariant_checks += 1
 
-    def _sample(self, _name: str, ts: int) -> None:
+    def record_sample(self, _timer: str, ts: int) -> None:
+        """Record equity, inventory, mids and quotes at ``ts`` into :attr:`series` and give the equity to
+        the risk engine (the ``report.sample`` timer's callback; sessions also call it once at the end)."""
         p = self.portfolio
         equity = p.equity()
         inventory = {str(iid): pos.qty for iid, pos in p.positions.items()}
@@ -392,7 +394,7 @@ class BacktestEngine:
         latency = self._feed_latency
         started = time.perf_counter()
         self.strategy.on_start()
-        clock.set_timer("report.sample", self._sample_interval, self._sample)
+        clock.set_timer("report.sample", self.record_sample_interval, self.record_sample)
         n = 0
         last_ts = self.stats.first_ts
         for ts_recv, item in source:
@@ -417,7 +419,7 @@ class BacktestEngine:
         # Let replies to the final cancels come back.
         clock.advance_to(last_ts + latency + 2 * self.config.request_timeout_ms * 1_000_000)
         clock.cancel_timer("report.sample")
-        self._sample("report.sample", clock.now_ns())
+        self.record_sample("report.sample", clock.now_ns())
         self.journal.flush()
         self.stats.events = n
         self.stats.last_ts = clock.now_ns()

@@ -250,7 +250,7 @@ class LiveSession:
             helpers.append(asyncio.create_task(refresh_metrics(self.metrics), name="live.metrics"))
             engine.stats.first_ts = self.clock.now_ns()
             engine.strategy.on_start()
-            self.clock.set_timer("report.sample", self.config.report.sample_interval_ms * 1_000_000, engine._sample)
+            self.clock.set_timer("report.sample", self.config.report.sample_interval_ms * 1_000_000, engine.record_sample)
             try:
                 await asyncio.wait_for(self._stop.wait(), self.duration_s)
             except TimeoutError:
@@ -414,7 +414,7 @@ class LiveSession:
             for link in self.links.values():
                 await self._confirm_none_left(engine, link)
         self.clock.cancel_timer("report.sample")
-        engine._sample("report.sample", self.clock.now_ns())
+        engine.record_sample("report.sample", self.clock.now_ns())
         engine.journal.flush()
 
     async def _confirm_none_left(self, engine: BacktestEngine, link: VenueLink) -> None:

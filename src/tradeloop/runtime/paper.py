@@ -290,7 +290,7 @@ class PaperSession:
             helpers.append(asyncio.create_task(refresh_metrics(self.metrics), name="paper.metrics"))
             engine.strategy.on_start()
             interval = self.config.report.sample_interval_ms * 1_000_000
-            self.clock.set_timer("report.sample", interval, engine._sample)
+            self.clock.set_timer("report.sample", interval, engine.record_sample)
             feed_task = asyncio.create_task(self._consume_feed(), name="paper.feed")
             stop_task = asyncio.create_task(self._stop.wait(), name="paper.stop")
             done, _ = await asyncio.wait({feed_task, stop_task}, timeout=self.duration_s, return_when="FIRST_COMPLETED")
@@ -310,7 +310,7 @@ class PaperSession:
                 engine.strategy.on_stop()
                 await self._settle()
             self.clock.cancel_timer("report.sample")
-            engine._sample("report.sample", self.clock.now_ns())
+            engine.record_sample("report.sample", self.clock.now_ns())
             engine.journal.flush()
         finally:
             for task in helpers:

@@ -43,13 +43,10 @@ import msgspec
 from tradeloop.core.clock import Clock
 from tradeloop.core.logging import get_logger
 from tradeloop.model.commands import AmendOrder, CancelAllOrders, CancelOrder, QueryOrder, SubmitOrder
-from tradeloop.model.enums import InstrumentKind, RejectReason
+from tradeloop.model.enums import RejectReason
 from tradeloop.model.events import (
     AccountSnapshot,
     Event,
-    OrderAmendRejected,
-    OrderCancelRejected,
-    OrderRejected,
     OrderStatusReport,
 )
 from tradeloop.model.identifiers import InstrumentId
@@ -59,10 +56,17 @@ from tradeloop.venues.base import EmitEvent, SignedRequest
 from tradeloop.venues.connector import ConnectorUrls
 from tradeloop.venues.okx import orders as req
 from tradeloop.venues.okx.auth import ws_login_args
-from tradeloop.venues.okx.instruments import OkxInstrument, SizeError, instruments_by_symbol, parse_instruments
-from tradeloop.venues.okx.orders import AckOutcome, OkxRequestError
+from tradeloop.venues.okx.instruments import (
+    OkxInstrument,
+    SizeError,
+    instruments_by_symbol,
+    parse_instruments,
+    spot_spec_of,
+    with_listed_codes,
+)
+from tradeloop.venues.okx.orders import AckOutcome, OkxRequestError, refusal, server_time_ns
 from tradeloop.venues.okx.private import OkxOrderTracker, PrivateParseError
-from tradeloop.venues.okx.schemas import BalanceReply, FillsReply, OrderData, OrdersReply, TimeReply
+from tradeloop.venues.okx.schemas import BalanceReply, FillsReply, OrderData, OrdersReply
 from tradeloop.venues.okx.spec import (
     BATCH_MAX,
     OUTCOME_UNKNOWN_CODES,
@@ -99,7 +103,6 @@ log = get_logger("tradeloop.venues.okx.execution")
 _ORDERS = msgspec.json.Decoder(OrdersReply)
 _FILLS = msgspec.json.Decoder(FillsReply)
 _BALANCE = msgspec.json.Decoder(BalanceReply)
-_TIME = msgspec.json.Decoder(TimeReply)
 _LOGIN_TIMEOUT_S: Final = 5.0
 _ORDER_NOT_FOUND: Final = frozenset({"51603"})
 _SUBSCRIBE: Final = msgspec.json.encode(
@@ -108,20 +111,6 @@ _SUBSCRIBE: Final = msgspec.json.encode(
 
 Build = Callable[[int], SignedRequest]
 OrderEntry = Literal["websocket", "rest"]
-
-
-def _derive_spec(inst: Instrument) -> OkxInstrument:
-    if inst.kind is not InstrumentKind.SPOT:
-        raise ValueError(f"okx: {inst.id} is a swap without an OKX spec (its contract value is needed)")
-    return OkxInstrument(
-        inst_id=inst.id.symbol,
-        inst_type="SPOT",
-        base=inst.base,
-        quote=inst.quote,
-        tick_sz=inst.tick_size,
-        lot_sz=inst.lot_size,
-        min_sz=inst.min_qty,
-    )
 
 
 class OkxExecutionClient:
@@ -156,7 +145,7 @@ class OkxExecutionClient:
             if iid.venue != VENUE:
                 raise ValueError(f"okx execution: {iid} is not an okx instrument")
             spec = known.get(iid.symbol)
-            self._specs[iid.symbol] = spec if spec is not None else _derive_spec(inst)
+            self._specs[iid.symbol] = spec if spec is not None else spot_spec_of(inst)
         self._creds = credentials
         self._clock = clock
         self._emit_fn = emit
@@ -224,7 +213,7 @@ class OkxExecutionClient:
         if self._measure_offset:
             try:
                 self._offset_ns = await measure_clock_offset(
-                    self._rest, PATHS["time"], _server_ns, self.offset, samples=3, now_ns=self._clock.now_ns
+                    self._rest, PATHS["time"], server_time_ns, self.offset, samples=3, now_ns=self._clock.now_ns
                 )
             except (RestError, ValueError, msgspec.DecodeError) as exc:
                 log.warning("okx clock offset not measured", venue=VENUE, error=repr(exc))
@@ -274,14 +263,9 @@ class OkxExecutionClient:
                 reply = await rest.request(
                     "GET", path, params={"instType": inst_type}, idempotent=True, costs=request_costs(path)
                 )
-                listed = {s.inst_id: s.inst_id_code for s in parse_instruments(reply.body)}
+                self._specs = with_listed_codes(self._specs, parse_instruments(reply.body))
             except (RestError, ValueError) as exc:
                 log.warning("okx instrument codes not read", venue=VENUE, inst_type=inst_type, error=str(exc)[:200])
-                continue
-            for symbol, spec in self._specs.items():
-                code = listed.get(symbol)
-                if code is not None and code != spec.inst_id_code:
-                    self._specs[symbol] = msgspec.structs.replace(spec, inst_id_code=code)
 
     async def stop(self) -> None:
         if self._entry is not None:
@@ -334,12 +318,12 @@ class OkxExecutionClient:
                 tail = frames.cancel(cmd)
         except (OkxRequestError, SizeError) as exc:
             now, why = self._now(), f"okx: {exc}"
-            refusal = (
+            refused = (
                 self.tracker.rejected(now, cmd, RejectReason.INVALID_ORDER, why)
                 if isinstance(cmd, SubmitOrder)
-                else _refused(now, cmd, why)
+                else refusal(now, cmd, why)
             )
-            asyncio.get_running_loop().call_soon(self._emit, refusal)  # not from inside the engine's call
+            asyncio.get_running_loop().call_soon(self._emit, refused)  # not from inside the engine's call
             return True
         entry.send(WsOp(kind, cmd, tail))
         if isinstance(cmd, AmendOrder):  # after the write: its reply cannot come before this returns
@@ -378,7 +362,7 @@ class OkxExecutionClient:
                 lambda now_ms: req.cancel_order(self._creds, now_ms, iid.symbol, client_order_id=cid)
             )
         except OkxRequestError as exc:
-            self._emit(_refused(self._now(), cmd, f"okx: {exc}"))
+            self._emit(refusal(self._now(), cmd, f"okx: {exc}"))
             return
         if acks is not None:
             self._emit_all(self.tracker.on_cancel_reply(self._now(), iid, cid, acks[0]))
@@ -396,7 +380,7 @@ class OkxExecutionClient:
                 raise OkxRequestError("unknown instrument")
             build(self._now_ms())
         except (OkxRequestError, SizeError) as exc:
-            self._emit(_refused(self._now(), cmd, f"okx: {exc}"))
+            self._emit(refusal(self._now(), cmd, f"okx: {exc}"))
             return
         self.tracker.amend_sent(iid, cid)
         acks = await self._send(build)
@@ -615,20 +599,3 @@ class OkxExecutionClient:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("okx request task failed", venue=VENUE, error=repr(task.exception()))
-
-
-def _refused(ts: int, cmd: SubmitOrder | AmendOrder | CancelOrder, message: str) -> Event:
-    """A command OKX cannot take as asked (nothing was sent): its rejection, as ``INVALID_ORDER``."""
-    reason, iid, cid = RejectReason.INVALID_ORDER, cmd.instrument_id, cmd.client_order_id
-    if isinstance(cmd, SubmitOrder):
-        return OrderRejected(ts=ts, instrument_id=iid, client_order_id=cid, reason=reason, message=message)
-    if isinstance(cmd, AmendOrder):
-        return OrderAmendRejected(ts=ts, instrument_id=iid, client_order_id=cid, reason=reason, message=message)
-    return OrderCancelRejected(ts=ts, instrument_id=iid, client_order_id=cid, reason=reason, message=message)
-
-
-def _server_ns(body: bytes) -> int:
-    reply = _TIME.decode(body)
-    if reply.code != "0" or not reply.data:
-        raise ValueError(f"okx time reply: {reply.code} {reply.msg}")
-    return int(reply.data[0].ts) * 1_000_000

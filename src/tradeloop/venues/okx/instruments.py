@@ -37,6 +37,8 @@ __all__ = [
     "parse_instruments",
     "plain_decimal",
     "spec_for",
+    "spot_spec_of",
+    "with_listed_codes",
 ]
 
 _SCALE: Final = fixed.SCALE
@@ -297,3 +299,30 @@ def spec_for(symbol: str, specs: Mapping[str, OkxInstrument]) -> OkxInstrument:
 def contract_values(specs: Sequence[OkxInstrument]) -> dict[str, int]:
     """``instId`` -> ``ctVal`` (nanos) of the swaps among ``specs``: what the parser converts."""
     return {s.inst_id: s.ct_val for s in specs if s.is_swap}
+
+
+def spot_spec_of(inst: Instrument) -> OkxInstrument:
+    """The OKX spec of a spot instrument known only as an engine :class:`Instrument` (a swap needs its
+    contract value, which only OKX's listing gives)."""
+    if inst.kind is not InstrumentKind.SPOT:
+        raise ValueError(f"okx: {inst.id} is a swap without an OKX spec (its contract value is needed)")
+    return OkxInstrument(
+        inst_id=inst.id.symbol,
+        inst_type="SPOT",
+        base=inst.base,
+        quote=inst.quote,
+        tick_sz=inst.tick_size,
+        lot_sz=inst.lot_size,
+        min_sz=inst.min_qty,
+    )
+
+
+def with_listed_codes(specs: Mapping[str, OkxInstrument], listed: Iterable[OkxInstrument]) -> dict[str, OkxInstrument]:
+    """``specs`` with each ``instIdCode`` the listing gives (others unchanged)."""
+    codes = {s.inst_id: s.inst_id_code for s in listed}
+    out = dict(specs)
+    for symbol, spec in specs.items():
+        code = codes.get(symbol)
+        if code is not None and code != spec.inst_id_code:
+            out[symbol] = msgspec.structs.replace(spec, inst_id_code=code)
+    return out

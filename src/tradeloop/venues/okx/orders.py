@@ -30,15 +30,24 @@ import msgspec
 
 from tradeloop.core import fixed
 from tradeloop.core.ids import is_valid_client_order_id
-from tradeloop.model.commands import AmendOrder, SubmitOrder
-from tradeloop.model.enums import LiquiditySide, OrderStatus, OrderType, Side, TimeInForce
-from tradeloop.model.events import AccountSnapshot, Balance, OrderFilled, OrderStatusReport
+from tradeloop.model.commands import AmendOrder, CancelOrder, SubmitOrder
+from tradeloop.model.enums import LiquiditySide, OrderStatus, OrderType, RejectReason, Side, TimeInForce
+from tradeloop.model.events import (
+    AccountSnapshot,
+    Balance,
+    Event,
+    OrderAmendRejected,
+    OrderCancelRejected,
+    OrderFilled,
+    OrderRejected,
+    OrderStatusReport,
+)
 from tradeloop.model.identifiers import InstrumentId
 from tradeloop.security.credentials import Credentials
 from tradeloop.venues.base import SignedRequest
 from tradeloop.venues.okx.auth import rest_headers
 from tradeloop.venues.okx.instruments import OkxInstrument, nanos_rounded
-from tradeloop.venues.okx.schemas import AckReply, BalanceData, FillData, OrderAck, OrderData
+from tradeloop.venues.okx.schemas import AckReply, BalanceData, FillData, OrderAck, OrderData, TimeReply
 from tradeloop.venues.okx.spec import (
     BATCH_MAX,
     BOOK_DEPTH,
@@ -49,6 +58,8 @@ from tradeloop.venues.okx.spec import (
     RATE_LIMIT_CODES,
     VENUE,
 )
+
+_TIME = msgspec.json.Decoder(TimeReply)
 
 __all__ = [
     "AckOutcome",
@@ -73,7 +84,9 @@ __all__ = [
     "push_fill",
     "query_order",
     "read_acks",
+    "refusal",
     "rest_fill",
+    "server_time_ns",
     "status_report",
 ]
 
@@ -467,3 +480,21 @@ def account_snapshot(ts: int, data: Sequence[BalanceData], venue: str = VENUE) -
 def is_client_order_id(text: str) -> bool:
     """An id the engine may have assigned (the OMS's ids are ASCII letters and digits, at most 20)."""
     return is_valid_client_order_id(text)
+
+
+def refusal(ts: int, cmd: SubmitOrder | AmendOrder | CancelOrder, message: str) -> Event:
+    """A command OKX cannot take as asked (nothing was sent): its rejection, as ``INVALID_ORDER``."""
+    reason, iid, cid = RejectReason.INVALID_ORDER, cmd.instrument_id, cmd.client_order_id
+    if isinstance(cmd, SubmitOrder):
+        return OrderRejected(ts=ts, instrument_id=iid, client_order_id=cid, reason=reason, message=message)
+    if isinstance(cmd, AmendOrder):
+        return OrderAmendRejected(ts=ts, instrument_id=iid, client_order_id=cid, reason=reason, message=message)
+    return OrderCancelRejected(ts=ts, instrument_id=iid, client_order_id=cid, reason=reason, message=message)
+
+
+def server_time_ns(body: bytes) -> int:
+    """Nanoseconds of a ``/api/v5/public/time`` reply."""
+    reply = _TIME.decode(body)
+    if reply.code != "0" or not reply.data:
+        raise ValueError(f"okx time reply: {reply.code} {reply.msg}")
+    return int(reply.data[0].ts) * 1_000_000

@@ -154,10 +154,10 @@ def test_rejected_order_changes_no_state() -> None:
 
 
 def test_amend_on_venue_without_amend_is_cancel_replace() -> None:
-    from tradeloop.venues.sim.config import SimVenueConfig
+    from tradeloop.runtime.config import SimSection
 
     engine = make_engine(
-        venues={"simA": VenueSection(balances={"USDT": "100000", "BTC": "2"}, sim=SimVenueConfig(supports_amend=False))}
+        venues={"simA": VenueSection(balances={"USDT": "100000", "BTC": "2"}, sim=SimSection(supports_amend=False))}
     )
     feed(engine, [book_snapshot(START)])
     cid = engine.ctx.submit(IID, Side.BUY, P("0.1"), P("99.00"))

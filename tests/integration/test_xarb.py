@@ -19,12 +19,11 @@ from tradeloop.model.events import StrategyAlert
 from tradeloop.model.instrument import Instrument
 from tradeloop.persistence.memory import MemoryJournal
 from tradeloop.runtime.backtest import BacktestEngine
-from tradeloop.runtime.config import BacktestConfig, StrategySection, VenueSection
+from tradeloop.runtime.config import BacktestConfig, SimSection, StrategySection, VenueSection
 from tradeloop.runtime.report import write_html_report
 from tradeloop.runtime.runner import BacktestOutcome, BacktestRequest, MarketSource, build_summary, run_backtest
 from tradeloop.strategies.base import StrategyContext
 from tradeloop.strategies.xarb import CrossExchangeArbitrage
-from tradeloop.venues.sim.config import SimVenueConfig
 from tradeloop.venues.sim.execution import SimExecutionClient
 
 P = fixed.parse
@@ -39,13 +38,13 @@ def two_venue_engine(
     params: dict[str, Any],
     *,
     balances: dict[str, dict[str, str]] | None = None,
-    sim: SimVenueConfig | None = None,
+    sim: SimSection | None = None,
     instruments: list[Instrument] | None = None,
 ) -> BacktestEngine:
     """simA and simB (spot BTCUSDT, tick 0.1, lot 0.001) running ``strategy`` with ``params``."""
     balances = balances or {}
     venues = {
-        v: VenueSection(balances=balances.get(v, {"USDT": "100000", "BTC": "2"}), sim=sim or SimVenueConfig())
+        v: VenueSection(balances=balances.get(v, {"USDT": "100000", "BTC": "2"}), sim=sim or SimSection())
         for v in ("simA", "simB")
     }
     config = BacktestConfig(venues=venues, strategy=StrategySection(name=strategy, id="S1", params=params))
@@ -117,7 +116,7 @@ def test_takes_exactly_the_size_that_keeps_the_edge_after_fees() -> None:
 
 
 def test_no_trade_when_fees_eat_the_edge() -> None:
-    engine = two_venue_engine("xarb", XARB, sim=SimVenueConfig(maker_fee=P("0.001"), taker_fee=P("0.001")))
+    engine = two_venue_engine("xarb", XARB, sim=SimSection(maker_fee="0.001", taker_fee="0.001"))
     start_with_books(engine, EDGE_BIDS)
     run_for(engine, 50 * MS)
     assert cast(CrossExchangeArbitrage, engine.strategy).groups == 0
@@ -248,7 +247,7 @@ def _premium_books(engine: BacktestEngine, b_bid: str, b_ask: str) -> None:
 def test_learned_basis_trades_only_the_deviation() -> None:
     # simB trades ~10 bps above simA. Without fees that gap is an arbitrage to the fixed-basis
     # strategy, but the EMA mode learns it as the usual basis and waits for a deviation.
-    free = SimVenueConfig(maker_fee=0, taker_fee=0)
+    free = SimSection(maker_fee="0", taker_fee="0")
     params = {**XARB, "min_edge_bps": "1", "order_qty": "0.1"}
     fixed_mode = two_venue_engine("xarb", params, sim=free)
     fixed_mode.strategy.on_start()
@@ -276,7 +275,7 @@ def test_learned_basis_trades_only_the_deviation() -> None:
 
 
 def test_context_fee_rates_come_from_the_venue_config() -> None:
-    engine = two_venue_engine("xarb", XARB, sim=SimVenueConfig(maker_fee=-P("0.0001"), taker_fee=P("0.0003")))
+    engine = two_venue_engine("xarb", XARB, sim=SimSection(maker_fee="-0.0001", taker_fee="0.0003"))
     assert engine.ctx.fee_rates(A) == (-100_000, 300_000)
     ctx = engine.ctx
     by_venue = StrategyContext(

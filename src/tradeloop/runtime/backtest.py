@@ -145,7 +145,7 @@ class BacktestEngine:
             section = config.venue(v)
             venue_instruments = {iid: inst for iid, inst in self.instruments.items() if iid.venue == v}
             self.venues[v] = SimulatedVenue(
-                v, venue_instruments, section.sim, self.clock, self._noop, section.balances_fixed()
+                v, venue_instruments, section.sim.venue_config(), self.clock, self._noop, section.balances_fixed()
             )
             clients[v] = SimExecutionClient(self.venues[v], self.clock, self._on_venue_event)
         self.execution = ExecutionEngine(
@@ -286,7 +286,7 @@ class BacktestEngine:
 
     def _fee_rates(self, instrument_id: InstrumentId) -> tuple[int, int]:
         """(maker, taker) fee rates of the simulated venue that trades ``instrument_id``."""
-        sim = self.config.venue(instrument_id.venue).sim
+        sim = self.config.venue(instrument_id.venue).sim.venue_config()
         return sim.maker_fee, sim.taker_fee
 
     def _record_panel(self, panel: str, ts: int, value: float) -> None:

@@ -7,6 +7,7 @@ turned into exact fixed point, never TOML floats.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,14 +18,59 @@ from tradeloop.core.config import ConfigError, load_config
 from tradeloop.data.synthetic import SyntheticConfig
 from tradeloop.trading.execution import ThrottleConfig
 from tradeloop.trading.risk_config import RiskConfig
-from tradeloop.venues.sim.config import SimVenueConfig
+from tradeloop.venues.sim.config import QueueModel, SimVenueConfig
+
+
+class SimSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """The simulated venue's matching, latency and fee model, as configured (``[venues.<name>.sim]``).
+
+    Fees are decimal fractions of the fill notional (``"0.0002"`` = 0.02 % = 2 bp; a negative
+    ``maker_fee`` is a rebate); ``perp_initial_margin`` is the fraction of a linear-perp order's
+    notional locked as initial margin (``"0.1"`` = 10x leverage). Latencies are nanoseconds.
+    """
+
+    order_latency_ns: int = 1_000_000
+    """Engine -> venue delay of every request."""
+    response_latency_ns: int = 1_000_000
+    """Venue -> engine delay of every event."""
+    maker_fee: str = "0.0002"
+    taker_fee: str = "0.0004"
+    queue_model: QueueModel = "proportional"
+    perp_initial_margin: str = "0.1"
+    supports_amend: bool = True
+
+    def __post_init__(self) -> None:
+        sim_venue_config(self)  # every value checked when the file is read
+
+    def venue_config(self) -> SimVenueConfig:
+        """The simulated venue's own configuration (rates in nanos)."""
+        return sim_venue_config(self)
+
+
+@functools.cache
+def sim_venue_config(section: SimSection) -> SimVenueConfig:
+    """``section`` with its rates parsed (decimal strings -> exact nanos); ``ValueError`` names the key."""
+    rates: dict[str, int] = {}
+    for key in ("maker_fee", "taker_fee", "perp_initial_margin"):
+        text = getattr(section, key)
+        try:
+            rates[key] = fixed.parse(text)
+        except fixed.FixedPointError as exc:
+            raise ValueError(f"{key}: {exc}") from None
+    return SimVenueConfig(
+        order_latency_ns=section.order_latency_ns,
+        response_latency_ns=section.response_latency_ns,
+        queue_model=section.queue_model,
+        supports_amend=section.supports_amend,
+        **rates,
+    )
 
 
 class VenueSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """A simulated venue account: starting balances, matching/latency model, order-entry budget."""
 
     balances: dict[str, str] = msgspec.field(default_factory=lambda: {"USDT": "100000", "BTC": "1"})
-    sim: SimVenueConfig = msgspec.field(default_factory=SimVenueConfig)
+    sim: SimSection = msgspec.field(default_factory=SimSection)
     throttle: ThrottleConfig = msgspec.field(default_factory=ThrottleConfig)
 
     def balances_fixed(self) -> dict[str, int]:

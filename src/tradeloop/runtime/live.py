@@ -250,7 +250,8 @@ class LiveSession:
             helpers.append(asyncio.create_task(refresh_metrics(self.metrics), name="live.metrics"))
             engine.stats.first_ts = self.clock.now_ns()
             engine.strategy.on_start()
-            self.clock.set_timer("report.sample", self.config.report.sample_interval_ms * 1_000_000, engine.record_sample)
+            interval = self.config.report.sample_interval_ms * 1_000_000
+            self.clock.set_timer("report.sample", interval, engine.record_sample)
             try:
                 await asyncio.wait_for(self._stop.wait(), self.duration_s)
             except TimeoutError:

@@ -23,10 +23,9 @@ from tradeloop.model.order import IllegalTransition, Order
 from tradeloop.persistence import open_journal
 from tradeloop.persistence.memory import MemoryJournal
 from tradeloop.runtime.backtest import BacktestEngine
-from tradeloop.runtime.config import BacktestConfig, StrategySection, VenueSection
+from tradeloop.runtime.config import BacktestConfig, SimSection, StrategySection, VenueSection
 from tradeloop.runtime.runner import BacktestRequest, run_backtest
 from tradeloop.strategies.market_making import MarketMaking, MarketMakingConfig
-from tradeloop.venues.sim.config import SimVenueConfig
 
 P = fixed.parse
 S = 1_000_000_000
@@ -40,7 +39,7 @@ class Node:
     """A backtest node with the market maker on ``simA:BTCUSDT`` (tick 0.01, lot 0.00001), 2 BTC held."""
 
     def __init__(self, params: dict[str, Any], supports_amend: bool = True) -> None:
-        venue = VenueSection(balances={"USDT": "100000", "BTC": "2"}, sim=SimVenueConfig(supports_amend=supports_amend))
+        venue = VenueSection(balances={"USDT": "100000", "BTC": "2"}, sim=SimSection(supports_amend=supports_amend))
         strategy = StrategySection(name="market_making", params={"instruments": ["simA:BTCUSDT"], **params})
         config = BacktestConfig(venues={"simA": venue}, strategy=strategy)
         self.engine = BacktestEngine(

@@ -22,7 +22,8 @@ class SimVenueConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
 
     Fees are fractions of the fill notional (``0.0002`` is ``200_000``); a negative ``maker_fee``
     is a rebate. ``perp_initial_margin`` is the fraction of a linear-perp order's notional locked
-    as initial margin (``0.1`` = 10x leverage).
+    as initial margin (``0.1`` = 10x leverage). Config files write these as decimal strings
+    (:class:`tradeloop.runtime.config.SimSection`).
     """
 
     order_latency_ns: int = 1_000_000

@@ -32,6 +32,7 @@ from tradeloop.model.events import (
     OrderRejected,
     OrderStatusReport,
 )
+from tradeloop.runtime.simulator_feed import run_synthetic
 from tradeloop.venues.coinbase.connector import CONNECTOR
 from tradeloop.venues.coinbase.execution import CoinbaseExecutionClient
 from tradeloop.venues.coinbase.market_data import CoinbaseMarketData
@@ -91,7 +92,7 @@ def test_books_follow_the_simulator_and_recover_from_drops_gaps_and_garbage() ->
         seeds = iter(range(11, 100))
 
         def start_feed() -> None:
-            feed.append(asyncio.get_running_loop().create_task(core.run_synthetic(seed=next(seeds), speed=3.0)))
+            feed.append(asyncio.get_running_loop().create_task(run_synthetic(core, seed=next(seeds), speed=3.0)))
 
         async def stop_feed() -> None:
             while feed:

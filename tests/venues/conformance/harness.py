@@ -36,6 +36,7 @@ from tradeloop.model.order import Order
 from tradeloop.persistence.memory import MemoryJournal
 from tradeloop.runtime.backtest import BacktestEngine
 from tradeloop.runtime.config import BacktestConfig, VenueSection
+from tradeloop.runtime.simulator_feed import run_synthetic
 from tradeloop.security.credentials import Credentials
 from tradeloop.venues.base import EmitEvent, ExecutionClient, MarketDataClient
 from tradeloop.venues.connector import ConnectorUrls, VenueConnector
@@ -188,7 +189,7 @@ class Session:
                 await task
 
     def start_synthetic(self, seed: int = 7, speed: float = SYNTHETIC_SPEED) -> None:
-        self.feed_task = asyncio.get_running_loop().create_task(self.core.run_synthetic(seed=seed, speed=speed))
+        self.feed_task = asyncio.get_running_loop().create_task(run_synthetic(self.core, seed=seed, speed=speed))
 
     def start_trickle(self, interval_s: float = 0.05) -> None:
         """A slow stream of real book updates far below the touch (never near our orders)."""

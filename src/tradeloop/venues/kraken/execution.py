@@ -1,10 +1,21 @@
-"""Kraken spot execution client: signed REST orders plus the v2 private stream (``executions``, ``balances``).
+"""Kraken spot execution client: WebSocket or REST orders plus the v2 private stream (``executions``, ``balances``).
 
-Requests are REST calls built by :mod:`tradeloop.venues.kraken.orders`, each signed with a fresh
+Place, amend and cancel go out as WebSocket v2 order methods (``add_order``, ``amend_order``,
+``cancel_order``) on a connection of their own to ``ws-auth`` while it is up (``order_entry=
+"websocket"``, the default; :mod:`tradeloop.venues.kraken.ws_orders`): the frame is written inside
+the ``submit``/``amend``/``cancel`` call, no task and no await in between, and carries the session
+token of the private stream. While that socket is down, while an earlier REST request of the same
+order is still out (requests of one order keep their order), and with ``order_entry="rest"``,
+they are REST calls built by :mod:`tradeloop.venues.kraken.orders`, each signed with a fresh
 nonce from the key's one nonce source; a request is never re-sent as it was (its nonce is spent),
-it is rebuilt. The private socket (``wss://ws-auth.kraken.com/v2``) subscribes ``executions`` and
-``balances`` with a token from ``GetWebSocketsToken`` fetched for every connection; fills, cancels,
-expiries and amends are reported from there and merged with the REST replies by
+it is rebuilt. Cancel-all, queries, open orders and balances are always REST. Over the socket, a
+rate-limit reply is re-sent (new ``req_id``, same ``cl_ord_id``) within ``rate_limit_patience_s``;
+a socket lost with ops in flight, or ``EService:Unavailable``/``Busy``, leaves their outcome unknown
+(nothing emitted, the OMS queries).
+
+The private socket (``wss://ws-auth.kraken.com/v2``) subscribes ``executions`` and ``balances``
+with a token from ``GetWebSocketsToken`` fetched for every connection; fills, cancels, expiries and
+amends are reported from there and merged with the replies (WebSocket or REST) by
 :class:`~tradeloop.venues.kraken.private.OrderTracker` (each fact reported once, fills by ``exec_id``).
 
 Failures: a rate-limit refusal (``EAPI:Rate limit exceeded``, ``EOrder:Rate limit exceeded``,
@@ -21,7 +32,7 @@ import asyncio
 import contextlib
 import random
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Final
+from typing import Final, Literal
 
 import aiohttp
 import msgspec
@@ -33,9 +44,6 @@ from tradeloop.model.enums import RejectReason
 from tradeloop.model.events import (
     AccountSnapshot,
     Event,
-    OrderAmendRejected,
-    OrderCancelRejected,
-    OrderRejected,
     OrderStatusReport,
 )
 from tradeloop.model.identifiers import InstrumentId
@@ -47,11 +55,15 @@ from tradeloop.venues.kraken import orders, spec
 from tradeloop.venues.kraken.auth import nonce_source
 from tradeloop.venues.kraken.private import BalanceBook, OrderTracker, PrivateParseError, decode_private
 from tradeloop.venues.kraken.schemas import BalancesMessage
+from tradeloop.venues.kraken.ws_orders import KrakenWsOrders, refusal
+from tradeloop.venues.kraken.ws_wire import WsOrderReply
+from tradeloop.venues.transport.order_entry import WsOp, WsOrderEntry
+from tradeloop.venues.transport.order_socket import OrderSocket
 from tradeloop.venues.transport.ratelimit import RateBudget, RateBudgetRegistry, RateLimited
 from tradeloop.venues.transport.rest import OutcomeUnknown, RequestNotSent, RestClient, RestConfig
 from tradeloop.venues.transport.ws import ReconnectingWebSocket, WsConnection, WsSpec
 
-__all__ = ["KrakenExecutionClient"]
+__all__ = ["KrakenExecutionClient", "OrderEntry"]
 
 log = get_logger("tradeloop.venues.kraken.execution")
 
@@ -59,6 +71,8 @@ _RETRY_BASE_S: Final = 0.2
 _RETRY_CAP_S: Final = 2.0
 _BUDGETS: Final = RateBudgetRegistry()
 """One rate budget per API key in the process, shared by every client of that key."""
+
+OrderEntry = Literal["websocket", "rest"]
 
 
 class _Refused(Exception):
@@ -92,7 +106,13 @@ class KrakenExecutionClient:
         rate_limit_patience_s: float = 10.0,
         ws_spec: WsSpec | None = None,
         rng: random.Random | None = None,
+        order_entry: OrderEntry = "websocket",
     ) -> None:
+        if order_entry not in ("websocket", "rest"):
+            raise ValueError(f"kraken execution: order_entry must be 'websocket' or 'rest', got {order_entry!r}")
+        self._order_entry: OrderEntry = order_entry
+        self._orders_ws: KrakenWsOrders | None = None
+        self._on_wire: Callable[[str], None] | None = None
         self._credentials = credentials
         self._instruments = dict(instruments)
         self._clock = clock
@@ -115,10 +135,40 @@ class KrakenExecutionClient:
         self._ws: ReconnectingWebSocket | None = None
         self._ws_spec = ws_spec or spec.private_ws_spec(urls.ws_private)
         self._rng = rng
+        self._token = ""
+        """The private stream's current session token (order methods carry it too)."""
         self.malformed = 0
         """Private frames that could not be read (logged, never fatal)."""
 
     # -- lifecycle ------------------------------------------------------------------------------
+
+    @property
+    def order_entry(self) -> OrderEntry:
+        """Where place / amend / cancel go while the order socket is up."""
+        return self._order_entry
+
+    @property
+    def ws_orders(self) -> WsOrderEntry[WsOrderReply] | None:
+        """The WebSocket order entry (``None`` before :meth:`start` or with ``order_entry="rest"``)."""
+        return self._orders_ws.entry if self._orders_ws is not None else None
+
+    @property
+    def socket(self) -> OrderSocket | None:
+        """The order socket (``None`` before :meth:`start` or with ``order_entry="rest"``); the private
+        stream has its own connection."""
+        return self._orders_ws.socket if self._orders_ws is not None else None
+
+    @property
+    def on_wire(self) -> Callable[[str], None] | None:
+        """Measurement hook: called with the client order id right after an order op's frame is written
+        to the WebSocket (not for requests sent over REST). It changes nothing the venue sees."""
+        return self._on_wire
+
+    @on_wire.setter
+    def on_wire(self, hook: Callable[[str], None] | None) -> None:
+        self._on_wire = hook
+        if self._orders_ws is not None:
+            self._orders_ws.entry.on_wire = hook
 
     def _client(self) -> RestClient:
         if self._rest is None:
@@ -143,8 +193,32 @@ class KrakenExecutionClient:
             )
             self._ws.start()
             await self._ws.wait_open(timeout_s)
+            if self._order_entry == "websocket" and self._orders_ws is None:
+                await self._start_order_socket(timeout_s)
+
+    async def _start_order_socket(self, timeout_s: float) -> None:
+        """The order socket, once the private stream holds a session token."""
+        orders_ws = self._orders_ws = KrakenWsOrders(
+            self._ws_spec,
+            self._instruments,
+            self.tracker,
+            self._budget,
+            emit=self._emit,
+            stream_live=lambda: self.stream_live,
+            fallback=self._fallback,
+            patience_s=self._patience_s,
+            now_ns=self._clock.now_ns,
+            rng=self._rng,
+        )
+        orders_ws.entry.on_wire = self._on_wire
+        if self._token:
+            orders_ws.set_token(self._token)
+        await orders_ws.start(timeout_s)
 
     async def stop(self) -> None:
+        if self._orders_ws is not None:
+            await self._orders_ws.close()
+            self._orders_ws = None
         if self._ws is not None:
             await self._ws.close()
             self._ws = None
@@ -161,10 +235,12 @@ class KrakenExecutionClient:
     # -- ExecutionClient ------------------------------------------------------------------------
 
     def submit(self, cmd: SubmitOrder) -> None:
-        self._spawn(cmd.client_order_id, lambda: self._submit(cmd))
+        if not self._ws_send(cmd):
+            self._spawn(cmd.client_order_id, lambda: self._submit(cmd))
 
     def cancel(self, cmd: CancelOrder) -> None:
-        self._spawn(cmd.client_order_id, lambda: self._cancel(cmd))
+        if not self._ws_send(cmd):
+            self._spawn(cmd.client_order_id, lambda: self._cancel(cmd))
 
     def cancel_all(self, cmd: CancelAllOrders) -> None:
         if cmd.venue is not None and cmd.venue != self.venue:
@@ -172,7 +248,26 @@ class KrakenExecutionClient:
         self._spawn("", lambda: self._cancel_all(cmd))
 
     def amend(self, cmd: AmendOrder) -> None:
-        self._spawn(cmd.client_order_id, lambda: self._amend(cmd))
+        if not self._ws_send(cmd):
+            self._spawn(cmd.client_order_id, lambda: self._amend(cmd))
+
+    def _ws_send(self, cmd: SubmitOrder | AmendOrder | CancelOrder) -> bool:
+        """Send ``cmd`` over the order socket now; ``False`` when REST must take it (socket down, or a REST
+        request of the same order still out: it must not be overtaken)."""
+        orders_ws = self._orders_ws
+        if orders_ws is None or cmd.client_order_id in self._last_of:
+            return False
+        return orders_ws.send(cmd)
+
+    def _fallback(self, op: WsOp) -> None:
+        """An op the socket could not take after all (held by the budget, then the socket dropped): REST."""
+        cmd = op.cmd
+        if isinstance(cmd, SubmitOrder):
+            self._spawn(cmd.client_order_id, lambda: self._submit(cmd))
+        elif isinstance(cmd, AmendOrder):
+            self._spawn(cmd.client_order_id, lambda: self._amend(cmd))
+        else:
+            self._spawn(cmd.client_order_id, lambda: self._cancel(cmd))
 
     def query(self, cmd: QueryOrder) -> None:
         # Not queued behind the order's other requests: a query is what resolves one that hangs.
@@ -301,7 +396,7 @@ class KrakenExecutionClient:
     async def _submit(self, cmd: SubmitOrder) -> None:
         inst = self._instruments.get(cmd.instrument_id)
         if inst is None:
-            self._emit(self._rejected(cmd, RejectReason.INVALID_ORDER, f"unknown instrument {cmd.instrument_id}"))
+            self._emit(refusal(self._now(), cmd, RejectReason.INVALID_ORDER, f"unknown instrument {cmd.instrument_id}"))
             return
 
         def build(nonce: int) -> SignedRequest:
@@ -310,27 +405,18 @@ class KrakenExecutionClient:
         try:
             build(0)  # validates the terms (grid, client id) before anything is sent
         except ValueError as exc:
-            self._emit(self._rejected(cmd, RejectReason.INVALID_ORDER, str(exc)))
+            self._emit(refusal(self._now(), cmd, RejectReason.INVALID_ORDER, str(exc)))
             return
         self.tracker.track(cmd)
         try:
             reply = await self._call(build, orders.COSTS_ORDER)
             outcome = orders.place_outcome(reply, cmd, self._now())
         except _Refused as exc:
-            outcome = self._rejected(cmd, exc.reason, str(exc))
+            outcome = refusal(self._now(), cmd, exc.reason, str(exc))
         except (_Unknown, orders.ReplyError) as exc:
             log.warning("order outcome unknown", venue=self.venue, client_order_id=cmd.client_order_id, detail=str(exc))
             return
         self._emit_all(self.tracker.on_place_reply(outcome))
-
-    def _rejected(self, cmd: SubmitOrder, reason: RejectReason, message: str) -> OrderRejected:
-        return OrderRejected(
-            ts=self._now(),
-            instrument_id=cmd.instrument_id,
-            client_order_id=cmd.client_order_id,
-            reason=reason,
-            message=message,
-        )
 
     async def _cancel(self, cmd: CancelOrder) -> None:
         build = lambda n: orders.cancel_request(self._credentials, n, client_order_id=cmd.client_order_id)  # noqa: E731
@@ -338,22 +424,13 @@ class KrakenExecutionClient:
             reply = await self._call(build, orders.COSTS_ORDER, order=True)
         except (_Refused, _Unknown) as exc:
             reason = exc.reason if isinstance(exc, _Refused) else RejectReason.OTHER
-            self._emit(self._cancel_rejected(cmd, reason, str(exc)))
+            self._emit(refusal(self._now(), cmd, reason, str(exc)))
             return
         rejected = orders.cancel_outcome(reply, cmd, self._now())
         if rejected is not None:
             self._emit(rejected)
         elif not self.stream_live:
             self._emit_all(self.tracker.on_cancel_confirmed(cmd.client_order_id, self._now(), "canceled (REST)"))
-
-    def _cancel_rejected(self, cmd: CancelOrder, reason: RejectReason, message: str) -> OrderCancelRejected:
-        return OrderCancelRejected(
-            ts=self._now(),
-            instrument_id=cmd.instrument_id,
-            client_order_id=cmd.client_order_id,
-            reason=reason,
-            message=message,
-        )
 
     async def _cancel_all(self, cmd: CancelAllOrders) -> None:
         try:
@@ -388,7 +465,7 @@ class KrakenExecutionClient:
         inst = self._instruments.get(cmd.instrument_id)
         post_only = tracked.post_only if tracked is not None else False
         if inst is None:
-            self._emit(self._amend_rejected(cmd, RejectReason.INVALID_ORDER, f"unknown instrument {cmd.instrument_id}"))
+            self._emit(refusal(self._now(), cmd, RejectReason.INVALID_ORDER, f"unknown instrument {cmd.instrument_id}"))
             return
         instrument = inst
 
@@ -398,12 +475,12 @@ class KrakenExecutionClient:
         try:
             build(0)
         except ValueError as exc:
-            self._emit(self._amend_rejected(cmd, RejectReason.INVALID_ORDER, str(exc)))
+            self._emit(refusal(self._now(), cmd, RejectReason.INVALID_ORDER, str(exc)))
             return
         try:
             reply = await self._call(build, orders.COSTS_ORDER)
         except _Refused as exc:
-            self._emit(self._amend_rejected(cmd, exc.reason, str(exc)))
+            self._emit(refusal(self._now(), cmd, exc.reason, str(exc)))
             return
         except _Unknown as exc:
             log.warning("amend outcome unknown", venue=self.venue, client_order_id=cmd.client_order_id, detail=str(exc))
@@ -415,15 +492,6 @@ class KrakenExecutionClient:
         price = cmd.price if cmd.price is not None else tracked.price
         qty = cmd.qty if cmd.qty is not None else tracked.qty
         self._emit_all(self.tracker.on_amend_reply(orders.amend_outcome(reply, cmd, self._now(), price, qty)))
-
-    def _amend_rejected(self, cmd: AmendOrder, reason: RejectReason, message: str) -> OrderAmendRejected:
-        return OrderAmendRejected(
-            ts=self._now(),
-            instrument_id=cmd.instrument_id,
-            client_order_id=cmd.client_order_id,
-            reason=reason,
-            message=message,
-        )
 
     async def _query(self, cmd: QueryOrder) -> None:
         cid = cmd.client_order_id
@@ -462,8 +530,10 @@ class KrakenExecutionClient:
 
     async def _on_open(self, conn: WsConnection) -> None:
         reply = await self._call(lambda n: orders.ws_token_request(self._credentials, n), orders.COSTS_QUERY)
-        token = orders.token_of(reply)
+        token = self._token = orders.token_of(reply)
         register_secret(token)
+        if self._orders_ws is not None:
+            self._orders_ws.set_token(token)
         subscriptions = {
             "executions": {"snap_orders": True, "snap_trades": True, "order_status": True},
             "balances": {"snapshot": True},

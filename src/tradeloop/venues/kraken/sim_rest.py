@@ -18,6 +18,7 @@ import asyncio
 import hashlib
 import hmac
 import itertools
+from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl
@@ -47,7 +48,7 @@ from tradeloop.venues.sim.orders import SimOrderView
 if TYPE_CHECKING:
     from tradeloop.venues.simulator.server import VenueSimulator
 
-__all__ = ["KrakenRestState", "install_rest"]
+__all__ = ["KrakenRestState", "Refusal", "RestHandlers", "install_rest"]
 
 ORDER_METHODS: Final = frozenset({"AddOrder", "AmendOrder", "CancelOrder", "CancelAll"})
 _STATUS: Final = {
@@ -62,8 +63,8 @@ _STATUS: Final = {
 _TIF: Final = {"GTC": TimeInForce.GTC, "IOC": TimeInForce.IOC, "FOK": TimeInForce.FOK}
 
 
-class _Error(Exception):
-    """A request refused with one Kraken error string."""
+class Refusal(Exception):
+    """A request refused with one Kraken error string (REST ``error[]``, WebSocket ``error``)."""
 
 
 def error_of(reason: RejectReason, message: str = "") -> str:
@@ -81,6 +82,8 @@ class KrakenRestState:
         self.last_nonce: dict[str, int] = {}
         self.tokens: set[str] = set()
         self.fills: dict[str, OrderFilled] = {}
+        self.requests: Counter[str] = Counter()
+        """Requests served: ``rest:<Method>`` and ``ws:<method>`` (the WebSocket order methods)."""
         self._token_seq = itertools.count(1)
         self._ids = itertools.count(1)
 
@@ -97,13 +100,13 @@ class KrakenRestState:
 def _amount(params: dict[str, str], name: str) -> int:
     text = params.get(name)
     if text is None:
-        raise _Error(f"EGeneral:Invalid arguments:{name}")
+        raise Refusal(f"EGeneral:Invalid arguments:{name}")
     try:
         value = fixed.parse(text)
     except fixed.FixedPointError:
-        raise _Error(f"EGeneral:Invalid arguments:{name}") from None
+        raise Refusal(f"EGeneral:Invalid arguments:{name}") from None
     if value <= 0:
-        raise _Error(f"EGeneral:Invalid arguments:{name}")
+        raise Refusal(f"EGeneral:Invalid arguments:{name}")
     return value
 
 
@@ -119,7 +122,10 @@ def _altname(symbol: str) -> str:
         return symbol.replace("/", "")
 
 
-class _Handlers:
+class RestHandlers:
+    """The private methods on the simulator core, REST params in, ``result`` out (:class:`Refusal` for an
+    error); the WebSocket order methods (:mod:`.sim_ws_orders`) reuse them."""
+
     def __init__(self, sim: VenueSimulator, state: KrakenRestState) -> None:
         self.sim = sim
         self.core = sim.core
@@ -131,10 +137,10 @@ class _Handlers:
         try:
             symbol = spec.symbol_of_rest_pair(pair)
         except spec.SymbolError:
-            raise _Error("EQuery:Unknown asset pair") from None
+            raise Refusal("EQuery:Unknown asset pair") from None
         inst = self.core.instruments.get(InstrumentId(self.core.venue, symbol))
         if inst is None:
-            raise _Error("EQuery:Unknown asset pair")
+            raise Refusal("EQuery:Unknown asset pair")
         return inst
 
     def _cid(self, params: dict[str, str]) -> str:
@@ -144,13 +150,13 @@ class _Handlers:
         txid = params.get("txid", "")
         cid = self.core.client_order_id(txid) if txid else None
         if cid is None:
-            raise _Error("EOrder:Unknown order")
+            raise Refusal("EOrder:Unknown order")
         return cid
 
     def _first_refusal(self, events: list[Event]) -> None:
         for e in events:
             if isinstance(e, OrderRejected | OrderCancelRejected | OrderAmendRejected):
-                raise _Error(error_of(e.reason, e.message))
+                raise Refusal(error_of(e.reason, e.message))
 
     def _info(self, view: SimOrderView, fills: list[OrderFilled] | None = None) -> dict[str, Any]:
         inst = self.core.instruments[view.instrument_id]
@@ -182,7 +188,7 @@ class _Handlers:
         kind = {"limit": OrderType.LIMIT, "market": OrderType.MARKET}.get(params.get("ordertype", ""))
         tif = _TIF.get(params.get("timeinforce", "GTC"))
         if side is None or kind is None or tif is None:
-            raise _Error("EGeneral:Invalid arguments:type/ordertype/timeinforce")
+            raise Refusal("EGeneral:Invalid arguments:type/ordertype/timeinforce")
         qty = _amount(params, "volume")
         price = _amount(params, "price") if kind is OrderType.LIMIT else None
         flags = set(params.get("oflags", "").split(","))
@@ -209,7 +215,7 @@ class _Handlers:
         cid = self._cid(params)
         view = self.core.order(cid)
         if view is None:
-            raise _Error("EOrder:Unknown order")
+            raise Refusal("EOrder:Unknown order")
         cmd = CancelOrder(
             ts=self.core.clock.now_ns(), strategy_id="kraken-sim", instrument_id=view.instrument_id, client_order_id=cid
         )
@@ -225,16 +231,16 @@ class _Handlers:
         cid = self._cid(params)
         view = self.core.order(cid)
         if view is None:
-            raise _Error("EOrder:Unknown order")
+            raise Refusal("EOrder:Unknown order")
         qty = _amount(params, "order_qty") if "order_qty" in params else None
         price = _amount(params, "limit_price") if "limit_price" in params else None
         if qty is None and price is None:
-            raise _Error("EGeneral:Invalid arguments:nothing to amend")
+            raise Refusal("EGeneral:Invalid arguments:nothing to amend")
         book = self.core.book(view.instrument_id)
         if params.get("post_only") == "true" and price is not None:
             touch = book.best_ask() if view.side is Side.BUY else book.best_bid()
             if touch is not None and (price >= touch if view.side is Side.BUY else price <= touch):
-                raise _Error(spec.REJECT_ERRORS[RejectReason.POST_ONLY_WOULD_CROSS])
+                raise Refusal(spec.REJECT_ERRORS[RejectReason.POST_ONLY_WOULD_CROSS])
         cmd = AmendOrder(
             ts=self.core.clock.now_ns(),
             strategy_id="kraken-sim",
@@ -250,7 +256,7 @@ class _Handlers:
         cid = self._cid(params)
         view = self.core.order(cid)
         if view is None:
-            raise _Error("EOrder:Invalid order")
+            raise Refusal("EOrder:Invalid order")
         events = self.core.query(
             QueryOrder(ts=self.core.clock.now_ns(), instrument_id=view.instrument_id, client_order_id=cid)
         )
@@ -269,7 +275,7 @@ class _Handlers:
         for trade_id in params.get("txid", "").split(","):
             fill = self.state.fills.get(trade_id)
             if fill is None:
-                raise _Error("EQuery:Invalid trade")
+                raise Refusal("EQuery:Invalid trade")
             inst = self.core.instruments[fill.instrument_id]
             out[trade_id] = {
                 "ordertxid": fill.venue_order_id,
@@ -310,9 +316,9 @@ def _reply(errors: list[str], result: Any = None) -> web.Response:
     return web.Response(body=msgspec.json.encode(body), content_type="application/json")
 
 
-def install_rest(sim: VenueSimulator, state: KrakenRestState) -> None:
-    """Add Kraken's REST paths to ``sim.app``."""
-    handlers = _Handlers(sim, state)
+def install_rest(sim: VenueSimulator, state: KrakenRestState) -> RestHandlers:
+    """Add Kraken's REST paths to ``sim.app``; the handlers behind them."""
+    handlers = RestHandlers(sim, state)
     methods: dict[str, Callable[[dict[str, str]], Any]] = {
         "AddOrder": handlers.add_order,
         "CancelOrder": handlers.cancel_order,
@@ -331,6 +337,7 @@ def install_rest(sim: VenueSimulator, state: KrakenRestState) -> None:
     async def private(request: web.Request) -> web.Response:
         name = request.match_info["method"]
         body = await request.text()
+        state.requests[f"rest:{name}"] += 1
         faults = sim.faults
         if faults.take_rate_limit():
             return _reply(["EOrder:Rate limit exceeded" if name in ORDER_METHODS else "EAPI:Rate limit exceeded"])
@@ -354,7 +361,7 @@ def install_rest(sim: VenueSimulator, state: KrakenRestState) -> None:
                 return _reply([injected])
         try:
             response = _reply([], handler(params))
-        except _Error as exc:
+        except Refusal as exc:
             response = _reply([str(exc)])
         if name in ORDER_METHODS:
             delay = faults.take_delay()
@@ -368,3 +375,4 @@ def install_rest(sim: VenueSimulator, state: KrakenRestState) -> None:
 
     sim.app.router.add_post("/0/private/{method}", private)
     sim.app.router.add_get("/0/public/Time", server_time)
+    return handlers

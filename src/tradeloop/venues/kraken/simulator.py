@@ -4,7 +4,7 @@ Production has the public socket at ``ws.kraken.com/v2`` and the private one at
 ``ws-auth.kraken.com/v2``: the same path on two hosts. On the simulator's one host both are the one
 ``/v2`` endpoint, which serves the public channels (``book``, ``trade``, ``ticker``, ``instrument``,
 ``heartbeat``) and, with a token from ``GetWebSocketsToken``, the private ones (``executions``,
-``balances``).
+``balances``) and the order methods (``add_order``, ``amend_order``, ``cancel_order``: :mod:`.sim_ws_orders`).
 
 Books follow Kraken's rules per connection: a snapshot of the subscribed depth, then for each move
 of the simulator's book an update with the levels that changed inside the range the client holds,
@@ -27,7 +27,6 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
@@ -53,6 +52,7 @@ from tradeloop.venues.kraken import spec
 from tradeloop.venues.kraken.orders import wire_amount
 from tradeloop.venues.kraken.parse import checksum_of_levels
 from tradeloop.venues.kraken.sim_rest import KrakenRestState, install_rest
+from tradeloop.venues.kraken.sim_ws_orders import WsOrderDesk, rfc3339
 
 if TYPE_CHECKING:
     from tradeloop.venues.simulator.server import VenueSimulator
@@ -64,12 +64,6 @@ _log = get_logger(__name__)
 HEARTBEAT_S: Final = 1.0
 PUMP_S: Final = 0.05
 _RECENT_FILLS: Final = 50
-
-
-def rfc3339(ts_ns: int) -> str:
-    """``2024-08-08T12:00:00.123456Z`` (microseconds, as Kraken writes them)."""
-    seconds, ns = divmod(ts_ns, 1_000_000_000)
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{ns // 1000:06d}Z"
 
 
 def _num(text: str) -> msgspec.Raw:
@@ -150,7 +144,7 @@ class KrakenDialect:
 
     def install(self, sim: VenueSimulator) -> None:
         self._sim = sim
-        install_rest(sim, self.rest)
+        self.orders = WsOrderDesk(sim, self.rest, install_rest(sim, self.rest))
         sim.app.router.add_get("/v2", self._serve)
         sim.core.add_market_listener(self._on_market)
         sim.core.add_private_listener(self._on_private)
@@ -216,6 +210,9 @@ class KrakenDialect:
                 conn.send(
                     _encode({"method": "pong", "req_id": req_id, "time_in": rfc3339(now), "time_out": rfc3339(now)})
                 )
+            return
+        if method in spec.WS_ORDER_METHODS:
+            self.orders.handle(conn.send, text)
             return
         params = req.get("params") if isinstance(req.get("params"), dict) else {}
         assert isinstance(params, dict)

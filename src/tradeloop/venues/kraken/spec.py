@@ -35,6 +35,7 @@ __all__ = [
     "DEFAULT_BOOK_DEPTH",
     "ERRORS",
     "EXEC_STATUS",
+    "HEARTBEAT",
     "PAIRS",
     "RATE_LIMITS",
     "REJECT_ERRORS",
@@ -42,6 +43,8 @@ __all__ = [
     "SEQUENCE_RULE",
     "URLS",
     "VENUE",
+    "WS_OP_COSTS",
+    "WS_ORDER_METHODS",
     "KrakenPair",
     "SymbolError",
     "asset_of_rest_code",
@@ -364,25 +367,28 @@ def is_outcome_unknown(error: str) -> bool:
 
 # -- connections and limits -------------------------------------------------------------------
 
-_HEARTBEAT: Final = HeartbeatSpec(
+HEARTBEAT: Final = HeartbeatSpec(
     kind=HeartbeatKind.APP_MESSAGE,
     interval_s=20.0,
     message='{"method":"ping","req_id":{n}}',
     pong_contains=('"method":"pong"',),
     pong_timeout_s=15.0,
 )
+"""Kraken v2's keepalive on both sockets: ``{"method":"ping","req_id":n}`` after 20 s without a frame,
+answered by ``{"method":"pong","req_id":n,...}``; the ``heartbeat`` channel (about 1/s while anything
+is subscribed) is a data frame like any other. The order socket uses it as is."""
 
 
 def public_ws_spec(url: str = URLS.ws_public) -> WsSpec:
     """Public v2 socket: app-level ping every 20 s; the ``heartbeat`` channel (about 1/s once
     subscribed) keeps the stale-feed watchdog fed."""
-    return WsSpec(url=url, heartbeat=_HEARTBEAT, stale_after_s=10.0)
+    return WsSpec(url=url, heartbeat=HEARTBEAT, stale_after_s=10.0)
 
 
 def private_ws_spec(url: str = URLS.ws_private) -> WsSpec:
     """Private v2 socket (``executions``, ``balances``): quiet when nothing trades, so only the ping
     keeps it honest."""
-    return WsSpec(url=url, heartbeat=_HEARTBEAT)
+    return WsSpec(url=url, heartbeat=HEARTBEAT)
 
 
 def _decaying_counter(name: str, capacity: int, decay_per_s: float, lengths: tuple[float, ...]) -> list[RateLimitSpec]:
@@ -415,3 +421,12 @@ def costs(kind: str, weight: int = 1) -> dict[str, int]:
     """Request costs for every window of ``kind`` (``"REST"`` or ``"ORDERS"``)."""
     windows = REST_WINDOWS if kind == "REST" else ORDER_WINDOWS
     return {w.name: weight for w in windows}
+
+
+WS_ORDER_METHODS: Final = ("add_order", "amend_order", "cancel_order")
+"""The WebSocket v2 order methods tradeloop sends on ``ws-auth`` (each carries the session token)."""
+WS_OP_COSTS: Final[Mapping[str, Mapping[str, int]]] = MappingProxyType(
+    {method: MappingProxyType(costs("ORDERS")) for method in WS_ORDER_METHODS}
+)
+"""Each WebSocket order op draws on the trading engine's counter, like ``AddOrder``/``AmendOrder``/
+``CancelOrder`` over REST (the counter is shared by REST, WebSocket and FIX)."""

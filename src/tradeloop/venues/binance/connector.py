@@ -36,18 +36,18 @@ __all__ = ["CONNECTOR", "CONNECTOR_USDM", "local_urls", "local_urls_usdm"]
 _SPOT = MARKETS[BinanceMarket.SPOT]
 
 _USDM = MARKETS[BinanceMarket.USDM]
-PRODUCTION = ConnectorUrls(rest=_SPOT.rest_url, ws_public=_SPOT.ws_url, ws_private=WS_API_URL)
+PRODUCTION = ConnectorUrls(rest=_SPOT.rest_url, ws_public=_SPOT.ws_url, ws_private=WS_API_URL, ws_orders=WS_API_URL)
 PRODUCTION_USDM = ConnectorUrls(rest=_USDM.rest_url, ws_public=_USDM.ws_url, ws_private=USDM_PRIVATE_WS_URL)
 
 
 def local_urls(base: str) -> ConnectorUrls:
-    """A local simulator at ``http://127.0.0.1:PORT``: the same paths (``/stream``, ``/ws-api/v3``) on it."""
+    """A local simulator at ``http://127.0.0.1:PORT``: the same paths (``/stream``, ``/ws-api/v3``) on it.
+    The user data stream and order entry are two connections to the WebSocket API, as on Binance."""
     parts = urlsplit(base)
     ws = f"{'wss' if parts.scheme == 'https' else 'ws'}://{parts.netloc}"
+    ws_api = ws + urlsplit(WS_API_URL).path
     return ConnectorUrls(
-        rest=base.rstrip("/"),
-        ws_public=ws + urlsplit(_SPOT.ws_url).path,
-        ws_private=ws + urlsplit(WS_API_URL).path,
+        rest=base.rstrip("/"), ws_public=ws + urlsplit(_SPOT.ws_url).path, ws_private=ws_api, ws_orders=ws_api
     )
 
 

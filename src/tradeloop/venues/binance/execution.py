@@ -1,8 +1,15 @@
-"""Binance execution client: signed REST orders, the user data stream, and replies mapped to events.
+"""Binance execution client: spot orders on the WebSocket API, signed REST, the user data stream.
 
-Requests go over REST (``/api/v3`` spot, ``/fapi/v1`` USD-M), built by the pure functions of
-``orders.py`` with the injected clock (corrected by the measured offset to the venue's clock).
-Every outcome comes back through ``emit``; the public methods only schedule tasks and never raise.
+Spot place / amend / cancel go out on the WebSocket API (``order.place``, ``order.amend.keepPriority``,
+``order.cancelReplace``, ``order.cancel``; :mod:`tradeloop.venues.binance.ws_orders`) while its socket
+is up (``order_entry="websocket"``, the default): the frame is signed and written inside the
+``submit``/``amend``/``cancel`` call. Everything else, every order request while that socket is down,
+with ``order_entry="rest"`` and on USD-M, goes over REST (``/api/v3`` spot, ``/fapi/v1`` USD-M). Both
+are built by the pure functions of ``orders.py`` with the injected clock (corrected by the measured
+offset to the venue's clock), draw from one rate budget, and their replies (the same bodies) go
+through one :class:`~tradeloop.venues.binance.replies.ReplyMapper`. Every outcome comes back through
+``emit``; the public methods never raise. A WebSocket request in flight when its socket drops emits
+nothing (outcome unknown, never re-sent); the OMS queries it by client id.
 
 * **Place.** A 429/418 reply (the venue refused it, nothing was executed) is sent again with the same
   client order id once the rate budget allows (``Retry-After`` blocks the budget); when the budget
@@ -26,7 +33,7 @@ import random
 import traceback
 from collections.abc import Callable, Coroutine, Mapping
 from functools import partial
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import aiohttp
 import msgspec
@@ -35,19 +42,32 @@ from tradeloop.core import fixed
 from tradeloop.core.clock import Clock
 from tradeloop.core.logging import get_logger
 from tradeloop.model.commands import AmendOrder, CancelAllOrders, CancelOrder, QueryOrder, SubmitOrder
-from tradeloop.model.enums import OrderType, RejectReason
+from tradeloop.model.enums import RejectReason
 from tradeloop.model.events import AccountSnapshot, Event, OrderStatusReport
 from tradeloop.model.identifiers import InstrumentId
 from tradeloop.model.instrument import Instrument
 from tradeloop.security.credentials import Credentials
 from tradeloop.venues.base import EmitEvent, SignedRequest
 from tradeloop.venues.binance import orders
-from tradeloop.venues.binance.schemas import AmendReply, ServerTime
-from tradeloop.venues.binance.spec import MARKETS, RATE_LIMITS, REQUEST_COSTS, TRADING, BinanceMarket
-from tradeloop.venues.binance.tracker import OrderTracker, TrackedOrder
+from tradeloop.venues.binance.replies import ReplyMapper
+from tradeloop.venues.binance.schemas import ServerTime
+from tradeloop.venues.binance.spec import (
+    MARKETS,
+    RATE_LIMITED_STATUS,
+    RATE_LIMITS,
+    REQUEST_COSTS,
+    TRADING,
+    WS_API_ORDERS,
+    BinanceMarket,
+)
+from tradeloop.venues.binance.tracker import OrderTracker, plan_amend
 from tradeloop.venues.binance.user_stream import UserStream
+from tradeloop.venues.binance.ws_orders import WsOrderPath
+from tradeloop.venues.binance.ws_wire import WsApiReply
 from tradeloop.venues.connector import ConnectorUrls
 from tradeloop.venues.transport.clock_sync import ClockOffsetEstimator
+from tradeloop.venues.transport.order_entry import WsOp, WsOrderEntry
+from tradeloop.venues.transport.order_socket import OrderSocket
 from tradeloop.venues.transport.ratelimit import RateBudget, RateLimited
 from tradeloop.venues.transport.rest import (
     OutcomeUnknown,
@@ -60,14 +80,15 @@ from tradeloop.venues.transport.rest import (
 )
 from tradeloop.venues.transport.ws import WsSpec
 
-__all__ = ["BinanceExecutionClient"]
+__all__ = ["BinanceExecutionClient", "OrderEntry"]
 
 log = get_logger("tradeloop.venues.binance.execution")
 
-_RATE_LIMITED: Final = frozenset({429, 418})
 _MAX_RATE_RETRIES: Final = 5
 _SERVER_TIME: Final = msgspec.json.Decoder(ServerTime)
 _LISTEN_KEY: Final = msgspec.json.Decoder(dict[str, str])
+
+OrderEntry = Literal["websocket", "rest"]
 
 
 class BinanceExecutionClient:
@@ -88,7 +109,12 @@ class BinanceExecutionClient:
         budget: RateBudget | None = None,
         rng: random.Random | None = None,
         private_ws: WsSpec | None = None,
+        order_entry: OrderEntry = "websocket",
+        orders_ws: WsSpec | None = None,
+        rate_limit_patience_s: float = 5.0,
     ) -> None:
+        if order_entry not in ("websocket", "rest"):
+            raise ValueError(f"binance execution: order_entry must be 'websocket' or 'rest', got {order_entry!r}")
         self.market = market
         self.venue = MARKETS[market].venue
         self._creds = credentials
@@ -103,20 +129,55 @@ class BinanceExecutionClient:
         self.budget = budget or RateBudget(self.venue, credentials.name, RATE_LIMITS[market])
         self._rng = rng or random.Random()
         self._private_ws_spec = private_ws
+        self._order_entry: OrderEntry = order_entry if market is BinanceMarket.SPOT else "rest"
+        self._orders_ws_spec = orders_ws or WS_API_ORDERS
+        self._patience_s = rate_limit_patience_s
         self.tracker = OrderTracker()
+        self.replies = ReplyMapper(self.tracker, market, self._out, lambda: self._spawn(self._resync_clock()))
         self.clock_offset = ClockOffsetEstimator()
         self._session: aiohttp.ClientSession | None = None
         self._rest: RestClient | None = None
         self._stream: UserStream | None = None
+        self._ws: WsOrderPath | None = None
+        self._on_wire: Callable[[str], None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def order_entry(self) -> OrderEntry:
+        """Where place / amend / cancel go while the WebSocket API socket is up (USD-M: always REST)."""
+        return self._order_entry
+
+    @property
+    def ws_orders(self) -> WsOrderEntry[WsApiReply] | None:
+        """The WebSocket order entry (``None`` before :meth:`start`, with ``order_entry="rest"`` or on USD-M)."""
+        return self._ws.entry if self._ws is not None else None
+
+    @property
+    def socket(self) -> OrderSocket | None:
+        """The order-entry connection to the WebSocket API (the user data stream has its own)."""
+        return self._ws.socket if self._ws is not None else None
+
+    @property
+    def on_wire(self) -> Callable[[str], None] | None:
+        """Measurement hook: called with the client order id right after an order request's frame is
+        written to the WebSocket (not for requests sent over REST). It changes nothing the venue sees."""
+        return self._on_wire
+
+    @on_wire.setter
+    def on_wire(self, hook: Callable[[str], None] | None) -> None:
+        self._on_wire = hook
+        if self._ws is not None:
+            self._ws.entry.on_wire = hook
 
     # -- ExecutionClient ------------------------------------------------------------------------
 
     def submit(self, cmd: SubmitOrder) -> None:
-        self._spawn(self._submit(cmd))
+        if self._ws is None or not self._ws.submit(cmd):
+            self._spawn(self._submit(cmd))
 
     def cancel(self, cmd: CancelOrder) -> None:
-        self._spawn(self._cancel(cmd))
+        if self._ws is None or not self._ws.cancel(cmd):
+            self._spawn(self._cancel(cmd))
 
     def cancel_all(self, cmd: CancelAllOrders) -> None:
         if cmd.venue is not None and cmd.venue != self.venue:
@@ -124,7 +185,8 @@ class BinanceExecutionClient:
         self._spawn(self._cancel_all(cmd))
 
     def amend(self, cmd: AmendOrder) -> None:
-        self._spawn(self._amend(cmd))
+        if self._ws is None or not self._ws.amend(cmd):
+            self._spawn(self._amend(cmd))
 
     def query(self, cmd: QueryOrder) -> None:
         self._spawn(self._query(cmd))
@@ -132,7 +194,8 @@ class BinanceExecutionClient:
     # -- lifecycle ------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Measure the clock offset, then open the user data stream (returns once subscribed)."""
+        """Measure the clock offset, open the user data stream and (spot, WebSocket order entry) the
+        order socket (returns once subscribed and connected)."""
         self._ensure_rest()
         try:
             await self.sync_clock()
@@ -154,6 +217,24 @@ class BinanceExecutionClient:
             rng=self._rng,
         )
         await self._stream.start()
+        if self._order_entry == "websocket":
+            spec = msgspec.structs.replace(self._orders_ws_spec, url=self.urls.ws_orders or self.urls.ws_private)
+            self._ws = WsOrderPath(
+                spec,
+                self._creds,
+                self.budget,
+                self._instruments,
+                self.tracker,
+                self.replies,
+                now_ms=self._now_ms,
+                now_ns=self._clock.now_ns,
+                fallback=self._fallback,
+                later=self._emit,
+                patience_s=self._patience_s,
+                rng=self._rng,
+            )
+            self._ws.entry.on_wire = self._on_wire
+            await self._ws.start(spec.connect_timeout_s + spec.open_timeout_s)
         if self.market is BinanceMarket.USDM:
             self._clock.set_timer(
                 f"{self.venue}-listen-key", 30 * 60 * 10**9, lambda _n, _t: self._spawn(self._keep_alive())
@@ -162,6 +243,8 @@ class BinanceExecutionClient:
     async def stop(self) -> None:
         if self.market is BinanceMarket.USDM:
             self._clock.cancel_timer(f"{self.venue}-listen-key")
+        if self._ws is not None:
+            await self._ws.stop()
         if self._stream is not None:
             await self._stream.stop()
         for task in list(self._tasks):
@@ -248,13 +331,7 @@ class BinanceExecutionClient:
             return
         except OutcomeUnknown:
             return  # the OMS times out and queries by client order id
-        ts = self._now()
-        if resp.status == 200:
-            reply = orders.decode_order(resp.body)
-            for event in orders.order_reply_events(reply, inst, cid, ts):
-                self._out(event, str(reply.orderId))
-            return
-        self._refused("place", inst, cid, resp, ts)
+        self.replies.placed(inst, cid, resp.status, resp.body, self._now())
 
     async def _cancel(self, cmd: CancelOrder) -> None:
         inst = self._instruments.get(cmd.instrument_id)
@@ -267,13 +344,7 @@ class BinanceExecutionClient:
         except (RestError, RateLimited) as exc:
             log.warning("cancel not answered", venue=self.venue, client_order_id=cmd.client_order_id, error=str(exc))
             return  # the OMS times out and queries
-        ts = self._now()
-        if resp.status == 200:
-            reply = orders.decode_order(resp.body)
-            for event in orders.cancel_reply_events(reply, inst, cmd.client_order_id, ts):
-                self._out(event, str(reply.orderId))
-            return
-        self._refused("cancel", inst, cmd.client_order_id, resp, ts)
+        self.replies.canceled(inst, cmd.client_order_id, resp.status, resp.body, self._now())
 
     async def _cancel_all(self, cmd: CancelAllOrders) -> None:
         if cmd.only_strategy:
@@ -317,135 +388,52 @@ class BinanceExecutionClient:
     async def _amend(self, cmd: AmendOrder) -> None:
         order = self.tracker.get(cmd.client_order_id)
         inst = self._instruments.get(cmd.instrument_id)
-        if order is None or inst is None or order.ended:
+        plan = plan_amend(cmd, order, self.market)
+        if order is None or inst is None or plan.kind == "refuse":
+            if plan.kind != "refuse":
+                plan = plan._replace(reason=RejectReason.UNKNOWN_ORDER, message="order not open at this client")
             stub = inst or self._stub(cmd.instrument_id)
-            self._out(
-                orders.rejection(
-                    "amend",
-                    stub,
-                    cmd.client_order_id,
-                    0,
-                    "order not open at this client",
-                    self._now(),
-                    RejectReason.UNKNOWN_ORDER,
-                )
-            )
+            self._out(orders.rejection("amend", stub, cmd.client_order_id, 0, plan.message, self._now(), plan.reason))
             return
-        price = cmd.price if cmd.price is not None else order.price
-        qty = cmd.qty if cmd.qty is not None else order.qty
-        if price is None or order.cmd.order_type is OrderType.MARKET:
-            self._out(
-                orders.rejection(
-                    "amend",
-                    inst,
-                    cmd.client_order_id,
-                    0,
-                    "only limit orders can be amended",
-                    self._now(),
-                    RejectReason.INVALID_ORDER,
-                )
-            )
-            return
-        if self.market is BinanceMarket.USDM:
-            self.tracker.start_amend(order, replace=False)
-            await self._amend_request(
-                "amend",
-                inst,
-                order,
-                lambda now: orders.modify_request(
-                    self._creds, now, inst, cmd.client_order_id, order.cmd.side, qty, price
-                ),
-            )
-        elif price == order.price and qty < order.qty:
-            self.tracker.start_amend(order, replace=False)
-            await self._amend_request(
-                "amend",
-                inst,
-                order,
-                lambda now: orders.amend_keep_priority_request(self._creds, now, inst, cmd.client_order_id, qty),
-            )
-        else:
-            await self._cancel_replace(inst, order, price, qty)
-
-    async def _amend_request(
-        self, kind: str, inst: Instrument, order: TrackedOrder, build: Callable[[int], SignedRequest]
-    ) -> None:
-        cid = order.cmd.client_order_id
-        try:
-            resp = await self._send(build, self._costs[kind])
-        except orders.OrderRequestError as exc:
-            self._out(orders.rejection("amend", inst, cid, 0, str(exc), self._now(), RejectReason.INVALID_ORDER))
-            return
-        except RateLimited as exc:
-            self._out(
-                orders.rejection(
-                    "amend", inst, cid, 0, f"rate budget exhausted: {exc}", self._now(), RejectReason.RATE_LIMITED
-                )
-            )
-            return
-        except RestError:
-            self.tracker.amend_failed(order)
-            return  # outcome unknown / not sent: the OMS times out and queries
-        ts = self._now()
-        if resp.status != 200:
-            self._refused("amend", inst, cid, resp, ts)
-            return
-        if self.market is BinanceMarket.USDM:
-            reply = orders.decode_order(resp.body)
-            events = orders.amend_reply_events(AmendReply(amendedOrder=reply), inst, cid, ts)
-        else:
-            events = orders.amend_reply_events(orders.decode_amend(resp.body), inst, cid, ts)
-        for event in events:
-            self._out(event)
-
-    async def _cancel_replace(self, inst: Instrument, order: TrackedOrder, price: int, qty: int) -> None:
-        cid = order.cmd.client_order_id
-        leaves = qty - order.filled
-        if leaves <= 0:
+        cid, price, qty, c = cmd.client_order_id, plan.price, plan.qty, order.cmd
+        if plan.kind == "cancel":
             await self._cancel(
-                CancelOrder(
-                    ts=self._now(), strategy_id=order.cmd.strategy_id, instrument_id=inst.id, client_order_id=cid
-                )
+                CancelOrder(ts=self._now(), strategy_id=c.strategy_id, instrument_id=inst.id, client_order_id=cid)
             )
             return
-        c = order.cmd
-        self.tracker.start_amend(order, replace=True)
+        build: Callable[[int], SignedRequest]
+        if plan.kind == "cancel_replace":
+            leaves = qty - order.filled
+            build = partial(
+                orders.cancel_replace_request, self._creds, inst=inst, client_order_id=cid, side=c.side,
+                time_in_force=c.time_in_force, post_only=c.post_only, qty=leaves, price=price,
+            )  # fmt: skip
+        elif self.market is BinanceMarket.USDM:
+            build = partial(
+                orders.modify_request, self._creds, inst=inst, client_order_id=cid, side=c.side, qty=qty, price=price
+            )
+        else:
+            build = partial(
+                orders.amend_keep_priority_request, self._creds, inst=inst, client_order_id=cid, new_qty=qty
+            )
+        self.tracker.start_amend(order, replace=plan.kind == "cancel_replace")
         try:
-            resp = await self._send(
-                lambda now: orders.cancel_replace_request(
-                    self._creds, now, inst, cid, c.side, c.time_in_force, c.post_only, leaves, price
-                ),
-                self._costs["cancel_replace"],
-            )
-        except orders.OrderRequestError as exc:
+            resp = await self._send(build, self._costs[plan.kind])
+        except (orders.OrderRequestError, RateLimited) as exc:
             self.tracker.amend_failed(order)
-            self._out(orders.rejection("amend", inst, cid, 0, str(exc), self._now(), RejectReason.INVALID_ORDER))
-            return
-        except RateLimited as exc:
-            self.tracker.amend_failed(order)
-            self._out(
-                orders.rejection(
-                    "amend", inst, cid, 0, f"rate budget exhausted: {exc}", self._now(), RejectReason.RATE_LIMITED
-                )
-            )
+            limited = isinstance(exc, RateLimited)
+            reason = RejectReason.RATE_LIMITED if limited else RejectReason.INVALID_ORDER
+            message = f"rate budget exhausted: {exc}" if limited else str(exc)
+            self._out(orders.rejection("amend", inst, cid, 0, message, self._now(), reason))
             return
         except RestError:
-            return  # outcome unknown: the OMS queries; the tracker keeps the old orderId retired-to-be
-        ts = self._now()
-        if resp.status in _RATE_LIMITED:
-            self.tracker.amend_failed(order)
-            self._out(orders.rejection("amend", inst, cid, -1003, "rate limited", ts, RejectReason.RATE_LIMITED))
+            if plan.kind == "amend":  # a lost cancel/replace keeps the old orderId retired-to-be; the OMS queries
+                self.tracker.amend_failed(order)
             return
-        try:
-            events, new_id = orders.cancel_replace_events(resp.status, resp.body, inst, cid, price, qty, ts)
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            self.tracker.amend_failed(order)
-            self._refused("amend", inst, cid, resp, ts)
-            return
-        if resp.status == 200:
-            self.tracker.replaced(order, new_id, qty, price)
-        for event in events:
-            self._out(event, new_id)
+        if plan.kind == "cancel_replace":
+            self.replies.replaced(inst, order, price, qty, resp.status, resp.body, self._now())
+        else:
+            self.replies.amended(inst, cid, resp.status, resp.body, self._now())
 
     async def _query(self, cmd: QueryOrder) -> None:
         inst = self._instruments.get(cmd.instrument_id)
@@ -504,25 +492,10 @@ class BinanceExecutionClient:
                 idempotent=req.idempotent,
                 costs=costs,
             )
-            if resp.status not in _RATE_LIMITED or req.idempotent:
+            if resp.status not in RATE_LIMITED_STATUS or req.idempotent:
                 return resp
             log.info("order request rate limited; sending it again", venue=self.venue, path=req.path)
         return resp
-
-    def _refused(self, request: str, inst: Instrument, cid: str, resp: RestResponse, ts: int) -> None:
-        code, msg = orders.decode_error(resp.body)
-        if resp.status in _RATE_LIMITED:
-            reason: RejectReason | None = RejectReason.RATE_LIMITED
-        else:
-            reason = None
-        event = orders.rejection(request, inst, cid, code, msg or f"HTTP {resp.status}", ts, reason)
-        if code == -1021:
-            self._spawn(self._resync_clock())
-        if request == "amend":
-            order = self.tracker.get(cid)
-            if order is not None:
-                self.tracker.amend_failed(order)
-        self._out(event)
 
     async def _resync_clock(self) -> None:
         try:
@@ -533,6 +506,16 @@ class BinanceExecutionClient:
     def _out(self, event: Event, venue_order_id: str | None = None) -> None:
         if self.tracker.admit(event, venue_order_id):
             self._emit(event)
+
+    def _fallback(self, op: WsOp) -> None:
+        """An op the order socket cannot take (it is down): over REST, same client order id (never written)."""
+        cmd = op.cmd
+        if isinstance(cmd, SubmitOrder):
+            self._spawn(self._submit(cmd))
+        elif isinstance(cmd, AmendOrder):
+            self._spawn(self._amend(cmd))
+        else:
+            self._spawn(self._cancel(cmd))
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)

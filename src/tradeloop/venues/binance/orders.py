@@ -61,17 +61,21 @@ __all__ = [
     "amend_keep_priority_request",
     "amend_reply_events",
     "cancel_all_request",
+    "cancel_params",
     "cancel_replace_events",
+    "cancel_replace_params",
     "cancel_replace_request",
     "cancel_reply_events",
     "cancel_request",
     "decode_error",
     "fee_in_quote",
+    "keep_priority_params",
     "listen_key_request",
     "modify_request",
     "my_trades_request",
     "open_orders_request",
     "order_reply_events",
+    "place_params",
     "place_request",
     "query_request",
     "rejection",
@@ -159,6 +163,23 @@ def _order_fields(
     return fields
 
 
+def place_params(
+    cmd: SubmitOrder, inst: Instrument, *, market: BinanceMarket = BinanceMarket.SPOT, resp_type: str | None = "FULL"
+) -> dict[str, str]:
+    """The parameters of a new order, unsigned (``place_request``; the WebSocket API's ``order.place``)."""
+    params = {"symbol": inst.id.symbol}
+    params.update(
+        _order_fields(market, inst, cmd.side, cmd.order_type, cmd.time_in_force, cmd.post_only, cmd.qty, cmd.price)
+    )
+    if cmd.reduce_only and market is not BinanceMarket.SPOT:
+        params["reduceOnly"] = "true"
+    if cmd.client_order_id:
+        params["newClientOrderId"] = _check_client_id(cmd.client_order_id, market)
+    if resp_type:
+        params["newOrderRespType"] = resp_type if market is BinanceMarket.SPOT else "RESULT"
+    return params
+
+
 def place_request(
     credentials: Credentials,
     now_ms: int,
@@ -174,27 +195,22 @@ def place_request(
     ``resp_type`` ``FULL`` (spot) returns the fills of an order that matched on arrival; USD-M takes
     ``RESULT`` (it has no ``FULL``). ``None`` leaves ``newOrderRespType`` out.
     """
-    params = {"symbol": inst.id.symbol}
-    params.update(
-        _order_fields(market, inst, cmd.side, cmd.order_type, cmd.time_in_force, cmd.post_only, cmd.qty, cmd.price)
-    )
-    if cmd.reduce_only and market is not BinanceMarket.SPOT:
-        params["reduceOnly"] = "true"
-    if cmd.client_order_id:
-        params["newClientOrderId"] = _check_client_id(cmd.client_order_id, market)
-    if resp_type:
-        params["newOrderRespType"] = resp_type if market is BinanceMarket.SPOT else "RESULT"
+    params = place_params(cmd, inst, market=market, resp_type=resp_type)
     return _signed(
         credentials, "POST", TRADING[market].order, params, now_ms, idempotent=False, recv_window_ms=recv_window_ms
     )
+
+
+def cancel_params(cmd: CancelOrder) -> dict[str, str]:
+    """The parameters of a cancel by client order id, unsigned (REST and ``order.cancel``)."""
+    return {"symbol": cmd.instrument_id.symbol, "origClientOrderId": cmd.client_order_id}
 
 
 def cancel_request(
     credentials: Credentials, now_ms: int, cmd: CancelOrder, *, market: BinanceMarket = BinanceMarket.SPOT
 ) -> SignedRequest:
     """``DELETE /api/v3/order`` by client order id (idempotent: a second cancel is just refused)."""
-    params = {"symbol": cmd.instrument_id.symbol, "origClientOrderId": cmd.client_order_id}
-    return _signed(credentials, "DELETE", TRADING[market].order, params, now_ms, idempotent=True)
+    return _signed(credentials, "DELETE", TRADING[market].order, cancel_params(cmd), now_ms, idempotent=True)
 
 
 def cancel_all_request(
@@ -204,20 +220,48 @@ def cancel_all_request(
     return _signed(credentials, "DELETE", TRADING[market].cancel_all, {"symbol": symbol}, now_ms, idempotent=True)
 
 
-def amend_keep_priority_request(
-    credentials: Credentials, now_ms: int, inst: Instrument, client_order_id: str, new_qty: int
-) -> SignedRequest:
-    """Spot ``PUT /api/v3/order/amend/keepPriority``: reduce the size in place, keeping queue priority.
+def keep_priority_params(inst: Instrument, client_order_id: str, new_qty: int) -> dict[str, str]:
+    """Reduce the size in place, keeping queue priority (REST and ``order.amend.keepPriority``).
     ``newClientOrderId`` repeats the current id (the docs allow reusing it), so the order keeps its id."""
-    params = {
+    return {
         "symbol": inst.id.symbol,
         "origClientOrderId": client_order_id,
         "newClientOrderId": client_order_id,
         "newQty": inst.qty_to_str(new_qty),
     }
+
+
+def amend_keep_priority_request(
+    credentials: Credentials, now_ms: int, inst: Instrument, client_order_id: str, new_qty: int
+) -> SignedRequest:
+    """Spot ``PUT /api/v3/order/amend/keepPriority`` (:func:`keep_priority_params`)."""
+    params = keep_priority_params(inst, client_order_id, new_qty)
     return _signed(
         credentials, "PUT", TRADING[BinanceMarket.SPOT].amend_keep_priority, params, now_ms, idempotent=False
     )
+
+
+def cancel_replace_params(
+    inst: Instrument,
+    client_order_id: str,
+    side: Side,
+    time_in_force: TimeInForce,
+    post_only: bool,
+    qty: int,
+    price: int,
+) -> dict[str, str]:
+    """Cancel the order and place its replacement under the same client id (``STOP_ON_FAILURE``), unsigned
+    (REST and ``order.cancelReplace``). ``qty`` is the replacement's size (what is left to fill)."""
+    params = {"symbol": inst.id.symbol}
+    fields = _order_fields(BinanceMarket.SPOT, inst, side, OrderType.LIMIT, time_in_force, post_only, qty, price)
+    params["side"] = fields.pop("side")
+    params["type"] = fields.pop("type")
+    params["cancelReplaceMode"] = "STOP_ON_FAILURE"
+    params.update(fields)
+    params["cancelOrigClientOrderId"] = client_order_id
+    params["newClientOrderId"] = client_order_id
+    params["newOrderRespType"] = "FULL"
+    return params
 
 
 def cancel_replace_request(
@@ -231,18 +275,9 @@ def cancel_replace_request(
     qty: int,
     price: int,
 ) -> SignedRequest:
-    """Spot ``POST /api/v3/order/cancelReplace`` (``STOP_ON_FAILURE``): cancel the order and place its
-    replacement under the same client id. This is a cancel/replace: the new order loses queue priority
-    and gets a new ``orderId``. ``qty`` is the replacement's size (what is left to fill)."""
-    params = {"symbol": inst.id.symbol}
-    fields = _order_fields(BinanceMarket.SPOT, inst, side, OrderType.LIMIT, time_in_force, post_only, qty, price)
-    params["side"] = fields.pop("side")
-    params["type"] = fields.pop("type")
-    params["cancelReplaceMode"] = "STOP_ON_FAILURE"
-    params.update(fields)
-    params["cancelOrigClientOrderId"] = client_order_id
-    params["newClientOrderId"] = client_order_id
-    params["newOrderRespType"] = "FULL"
+    """Spot ``POST /api/v3/order/cancelReplace`` (:func:`cancel_replace_params`). This is a cancel/replace:
+    the new order loses queue priority and gets a new ``orderId``."""
+    params = cancel_replace_params(inst, client_order_id, side, time_in_force, post_only, qty, price)
     return _signed(credentials, "POST", TRADING[BinanceMarket.SPOT].cancel_replace, params, now_ms, idempotent=False)
 
 

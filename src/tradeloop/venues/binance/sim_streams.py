@@ -6,14 +6,14 @@ per-symbol update id; the diff is computed against the last book sent, so snapsh
 simulated market become ordinary diffs. ``skip_sequence`` consumes ids without sending,
 ``stall_feed`` sends nothing (ids still consumed), ``send_malformed`` pushes raw bytes.
 User data: ``userDataStream.subscribe.signature`` then ``executionReport`` and
-``outboundAccountPosition`` events wrapped as ``{"subscriptionId", "event"}``.
+``outboundAccountPosition`` events wrapped as ``{"subscriptionId", "event"}``; order methods go to ``orders``.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import orjson
 from aiohttp import WSMsgType, web
@@ -37,7 +37,7 @@ from tradeloop.venues.binance.simulator_auth import AuthError, check_ws_api
 if TYPE_CHECKING:
     from tradeloop.venues.simulator.server import VenueSimulator
 
-__all__ = ["MarketStreams", "Peer", "Record", "UserStreams"]
+__all__ = ["MarketStreams", "Peer", "Record", "UserStreams", "WsOrderMethods"]
 
 _MS: Final = 1_000_000
 
@@ -240,6 +240,14 @@ class MarketStreams:
             peer.push(orjson.dumps({"error": {"code": 1, "msg": "Unknown method"}, "id": req_id}).decode())
 
 
+class WsOrderMethods(Protocol):
+    """The WebSocket API's order methods (``sim_ws_orders.py``)."""
+
+    def handle(self, peer: Peer, request_id: object, method: str, raw: Mapping[str, Any]) -> bool:
+        """Answer ``method`` if it is an order method (``True``)."""
+        ...
+
+
 class UserStreams:
     """WebSocket API sockets and the user-data events of the core's order events."""
 
@@ -264,6 +272,8 @@ class UserStreams:
         self._trade_ids: dict[str, int] = {}
         self._users: list[Peer] = []
         self._next_sub = 0
+        self.orders: WsOrderMethods | None = None
+        """Answers the WebSocket API's order methods (spot; set by the dialect)."""
 
     def on_private(self, event: Event) -> None:
         if isinstance(event, AccountSnapshot):
@@ -412,6 +422,8 @@ class UserStreams:
             peer.push(
                 orjson.dumps({"id": None, "status": 400, "error": {"code": -1102, "msg": "Invalid request."}}).decode()
             )
+            return
+        if self.orders is not None and isinstance(params, dict) and self.orders.handle(peer, req_id, method, params):
             return
         reply: dict[str, Any] = {"id": req_id}
         if method == "ping":

@@ -13,13 +13,16 @@
   per-symbol update id (the diff is computed against the last book sent, so snapshots of the
   simulated market become ordinary diffs).
 * WebSocket API ``/ws-api/v3``: ``userDataStream.subscribe.signature`` then ``executionReport`` /
-  ``outboundAccountPosition`` events wrapped as ``{"subscriptionId", "event"}``.
+  ``outboundAccountPosition`` events wrapped as ``{"subscriptionId", "event"}``; the order methods
+  ``order.place``, ``order.cancel``, ``order.cancelReplace``, ``order.amend.keepPriority`` on the REST
+  handlers (``sim_ws_orders.py``). ``requests`` counts order requests (``rest:<path>``, ``ws:<method>``).
 
 Faults: ``skip_sequence`` consumes update ids without sending, ``stall_feed`` sends no market
 frames (ids still consumed), ``send_malformed`` pushes raw bytes to every market socket,
 ``reject_next`` refuses the next order request with a Binance error (a code, ``"code: msg"`` or a
 -2010 message), ``delay_next_reply`` holds an order request's reply (acted on at once),
-``rate_limit_next`` answers 429 + ``-1003`` + ``Retry-After``. Binance sends no checksum.
+``rate_limit_next`` answers 429 + ``-1003`` + ``Retry-After`` (WebSocket API: 429 + ``-1015``).
+Binance sends no checksum.
 
 USD-M (``BinanceDialect(market=BinanceMarket.USDM)``): ``/fapi/v1`` (post-only as ``GTX``, ``PUT order``
 to modify, ``allOpenOrders``, ``/fapi/v2/balance``, ``listenKey``), books on ``/public/stream`` with
@@ -30,7 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
+from collections import Counter, deque
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl
 
@@ -51,6 +54,8 @@ from tradeloop.model.events import (
 )
 from tradeloop.model.instrument import Instrument
 from tradeloop.venues.binance.sim_streams import MarketStreams, Record, UserStreams
+from tradeloop.venues.binance.sim_ws_orders import VenueError as _Reply
+from tradeloop.venues.binance.sim_ws_orders import WsApiOrders
 from tradeloop.venues.binance.simulator_auth import AuthError, check_rest
 from tradeloop.venues.binance.spec import (
     ERROR_MESSAGES,
@@ -94,16 +99,6 @@ _RATE_LIMIT_CODES: Final = frozenset({-1003, -1015})
 _MS: Final = 1_000_000
 
 
-class _Reply(Exception):
-    """An error reply: HTTP status and Binance's ``{"code","msg"}``."""
-
-    def __init__(self, code: int, msg: str, status: int = 400) -> None:
-        super().__init__(msg)
-        self.code = code
-        self.msg = msg
-        self.status = status
-
-
 class BinanceDialect:
     """Binance spot (or USD-M with ``market=BinanceMarket.USDM``) on a :class:`VenueSimulator`."""
 
@@ -126,6 +121,9 @@ class BinanceDialect:
         self._weights: deque[tuple[float, int]] = deque()
         self._order_times: deque[float] = deque()
         self._orders_total = 0
+        self.requests: Counter[str] = Counter()
+        self.ws_ops: deque[tuple[str, dict[str, str]]] = deque(maxlen=1000)
+        """WebSocket API order requests as received: (method, params without ``signature``)."""
         self.market = MarketStreams(sim, self._symbols, self._first_update_id, self.futures)
         self.user = UserStreams(sim, self._symbols, self._records, self._order_id, self._new_cid, self.futures)
         r = sim.app.router
@@ -152,6 +150,22 @@ class BinanceDialect:
         r.add_get("/stream", self.market.socket)
         r.add_get("/ws", self.market.socket)
         r.add_get("/ws-api/v3", self.user.socket)
+        self.user.orders = WsApiOrders(
+            self.sim,
+            {
+                "place": self._do_place,
+                "cancel": self._do_cancel,
+                "cancel_replace": self._do_cancel_replace,
+                "keep_priority": self._do_keep_priority,
+            },
+            lambda weight: self._charge(time.monotonic(), weight, True),
+            self._usage_headers,
+            self._on_ws_request,
+        )
+
+    def _on_ws_request(self, method: str, params: dict[str, str]) -> None:
+        self.requests[f"ws:{method}"] += 1
+        self.ws_ops.append((method, {k: v for k, v in params.items() if k != "signature"}))
 
     def _install_usdm(self, r: web.UrlDispatcher) -> None:
         r.add_get("/fapi/v1/ping", self._ping)
@@ -178,6 +192,8 @@ class BinanceDialect:
     ) -> web.Response:
         now = time.monotonic()
         self._charge(now, weight, order)
+        if order:
+            self.requests[f"rest:{request.path}"] += 1
         try:
             if self.sim.faults.take_rate_limit():
                 raise _Reply(-1003, ERROR_MESSAGES[-1003], 429)
@@ -434,74 +450,72 @@ class BinanceDialect:
         return await self._handle(request, 6, False, open_orders)
 
     async def _cancel_replace(self, request: web.Request) -> web.Response:
-        def cancel_replace(params: dict[str, str]) -> tuple[int, Any]:
-            inst = self._inst(params)
-            if params.get("cancelReplaceMode") not in ("STOP_ON_FAILURE", "ALLOW_FAILURE"):
-                raise _Reply(
-                    -1102, "Mandatory parameter 'cancelReplaceMode' was not sent, was empty/null, or malformed."
-                )
-            old_cid = params.get("cancelOrigClientOrderId", "")
-            self._submit_cmd(params, inst, old_cid)  # validate the new order before touching the old one
-            try:
-                _, canceled = self._do_cancel({"symbol": inst.id.symbol, "origClientOrderId": old_cid})
-            except _Reply as err:
-                failure = {"code": err.code, "msg": err.msg}
-                data = {
-                    "cancelResult": "FAILURE",
-                    "newOrderResult": "NOT_ATTEMPTED",
-                    "cancelResponse": failure,
-                    "newOrderResponse": None,
-                }
-                return 400, {"code": -2022, "msg": ERROR_MESSAGES[-2022], "data": data}
-            try:
-                _, placed = self._do_place(params, params.get("newClientOrderId") or self._new_cid())
-            except _Reply as err:
-                data = {
-                    "cancelResult": "SUCCESS",
-                    "newOrderResult": "FAILURE",
-                    "cancelResponse": canceled,
-                    "newOrderResponse": {"code": err.code, "msg": err.msg},
-                }
-                return 409, {"code": -2021, "msg": ERROR_MESSAGES[-2021], "data": data}
-            return 200, {
-                "cancelResult": "SUCCESS",
-                "newOrderResult": "SUCCESS",
-                "cancelResponse": canceled,
-                "newOrderResponse": placed,
-            }
+        return await self._handle(request, 1, True, self._do_cancel_replace)
 
-        return await self._handle(request, 1, True, cancel_replace)
+    def _do_cancel_replace(self, params: dict[str, str]) -> tuple[int, Any]:
+        inst = self._inst(params)
+        if params.get("cancelReplaceMode") not in ("STOP_ON_FAILURE", "ALLOW_FAILURE"):
+            raise _Reply(-1102, "Mandatory parameter 'cancelReplaceMode' was not sent, was empty/null, or malformed.")
+        old_cid = params.get("cancelOrigClientOrderId", "")
+        self._submit_cmd(params, inst, old_cid)  # validate the new order before touching the old one
+        try:
+            _, canceled = self._do_cancel({"symbol": inst.id.symbol, "origClientOrderId": old_cid})
+        except _Reply as err:
+            failure = {"code": err.code, "msg": err.msg}
+            data = {
+                "cancelResult": "FAILURE",
+                "newOrderResult": "NOT_ATTEMPTED",
+                "cancelResponse": failure,
+                "newOrderResponse": None,
+            }
+            return 400, {"code": -2022, "msg": ERROR_MESSAGES[-2022], "data": data}
+        try:
+            _, placed = self._do_place(params, params.get("newClientOrderId") or self._new_cid())
+        except _Reply as err:
+            data = {
+                "cancelResult": "SUCCESS",
+                "newOrderResult": "FAILURE",
+                "cancelResponse": canceled,
+                "newOrderResponse": {"code": err.code, "msg": err.msg},
+            }
+            return 409, {"code": -2021, "msg": ERROR_MESSAGES[-2021], "data": data}
+        return 200, {
+            "cancelResult": "SUCCESS",
+            "newOrderResult": "SUCCESS",
+            "cancelResponse": canceled,
+            "newOrderResponse": placed,
+        }
 
     async def _keep_priority(self, request: web.Request) -> web.Response:
-        def keep_priority(params: dict[str, str]) -> tuple[int, Any]:
-            inst = self._inst(params)
-            cid = params.get("origClientOrderId", "")
-            record = self._records.get(cid)
-            new_qty = self._number(params, "newQty")
-            if record is None or self.core.order(cid) is None:
-                raise _Reply(-2013, ERROR_MESSAGES[-2013])
-            if not 0 < new_qty < record.qty:
-                raise _Reply(-2038, "The requested quantity is not lower than the order's quantity.")
-            events = self.core.amend(
-                AmendOrder(
-                    ts=self.core.clock.now_ns(),
-                    strategy_id="binance-api",
-                    instrument_id=inst.id,
-                    client_order_id=cid,
-                    qty=new_qty,
-                )
-            )
-            if not any(isinstance(e, OrderAmended | OrderCanceled) for e in events):
-                raise _Reply(-2013, ERROR_MESSAGES[-2013])
-            view = self.core.order(cid)
-            status = _STATUS[view.status] if view is not None else "CANCELED"
-            return 200, {
-                "transactTime": self.core.clock.now_ns() // _MS,
-                "executionId": self._orders_total,
-                "amendedOrder": self._order_json(record, status),
-            }
+        return await self._handle(request, 4, True, self._do_keep_priority)
 
-        return await self._handle(request, 4, True, keep_priority)
+    def _do_keep_priority(self, params: dict[str, str]) -> tuple[int, Any]:
+        inst = self._inst(params)
+        cid = params.get("origClientOrderId", "")
+        record = self._records.get(cid)
+        new_qty = self._number(params, "newQty")
+        if record is None or self.core.order(cid) is None:
+            raise _Reply(-2013, ERROR_MESSAGES[-2013])
+        if not 0 < new_qty < record.qty:
+            raise _Reply(-2038, "The requested quantity is not lower than the order's quantity.")
+        events = self.core.amend(
+            AmendOrder(
+                ts=self.core.clock.now_ns(),
+                strategy_id="binance-api",
+                instrument_id=inst.id,
+                client_order_id=cid,
+                qty=new_qty,
+            )
+        )
+        if not any(isinstance(e, OrderAmended | OrderCanceled) for e in events):
+            raise _Reply(-2013, ERROR_MESSAGES[-2013])
+        view = self.core.order(cid)
+        status = _STATUS[view.status] if view is not None else "CANCELED"
+        return 200, {
+            "transactTime": self.core.clock.now_ns() // _MS,
+            "executionId": self._orders_total,
+            "amendedOrder": self._order_json(record, status),
+        }
 
     async def _account(self, request: web.Request) -> web.Response:
         def account(params: dict[str, str]) -> tuple[int, Any]:

@@ -21,6 +21,7 @@ from tradeloop.model.enums import InstrumentKind, OrderStatus, RejectReason
 from tradeloop.model.identifiers import InstrumentId
 from tradeloop.model.instrument import Instrument
 from tradeloop.venues.transport.ratelimit import RateLimitScope, RateLimitSpec
+from tradeloop.venues.transport.ws import HeartbeatKind, HeartbeatSpec, WsSpec
 
 __all__ = [
     "ERROR_MESSAGES",
@@ -28,6 +29,9 @@ __all__ = [
     "INSTRUMENTS",
     "MARKETS",
     "ORDER_STATUS",
+    "OUTCOME_UNKNOWN_CODES",
+    "RATE_LIMITED_CODES",
+    "RATE_LIMITED_STATUS",
     "RATE_LIMITS",
     "RECV_WINDOW_MS",
     "REJECT_ERRORS",
@@ -37,7 +41,11 @@ __all__ = [
     "VENUE_COINM",
     "VENUE_SPOT",
     "VENUE_USDM",
+    "WS_API_METHODS",
+    "WS_API_ORDERS",
+    "WS_API_RATE_WINDOWS",
     "WS_API_URL",
+    "WS_OP_COSTS",
     "BinanceMarket",
     "MarketSpec",
     "TradingPaths",
@@ -308,6 +316,35 @@ REQUEST_COSTS: Final[Mapping[BinanceMarket, Mapping[str, Mapping[str, int]]]] = 
     }
 )
 """Weight of each request in each window (window name -> weight), from the endpoint docs."""
+
+WS_API_METHODS: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "place": "order.place",
+        "cancel": "order.cancel",
+        "amend": "order.amend.keepPriority",
+        "cancel_replace": "order.cancelReplace",
+    }
+)
+"""Spot order requests sent on the WebSocket API: request kind (a ``REQUEST_COSTS`` key) -> method."""
+WS_OP_COSTS: Final[Mapping[str, Mapping[str, int]]] = MappingProxyType(
+    {kind: REQUEST_COSTS[BinanceMarket.SPOT][kind] for kind in WS_API_METHODS}
+)
+"""A WebSocket API order request weighs what its REST twin weighs, in the same windows (one budget)."""
+WS_API_RATE_WINDOWS: Final[Mapping[tuple[str, str, int], str]] = MappingProxyType(
+    {("REQUEST_WEIGHT", "MINUTE", 1): _W, ("ORDERS", "SECOND", 10): _O10, ("ORDERS", "DAY", 1): _O1D}
+)
+"""A WebSocket API reply's ``rateLimits`` item ``(rateLimitType, interval, intervalNum)`` -> budget window."""
+WS_API_ORDERS: Final = WsSpec(
+    url=WS_API_URL,
+    heartbeat=HeartbeatSpec(kind=HeartbeatKind.WS_PING, interval_s=30.0, when_idle=True, pong_timeout_s=10.0),
+)
+"""The order-entry connection to the WebSocket API. Binance pings every 20 s (picows answers); the
+client's own ping after 30 s of silence finds a dead connection before an order is written to it."""
+RATE_LIMITED_CODES: Final = frozenset({-1003, -1015})
+"""Too much request weight, too many new orders: nothing was done, the request may be sent again."""
+RATE_LIMITED_STATUS: Final = frozenset({429, 418})
+OUTCOME_UNKNOWN_CODES: Final = frozenset({-1006, -1007})
+""""Unexpected response" / "Timeout waiting for response": the request may or may not have been executed."""
 
 
 def depth_weight(market: BinanceMarket, limit: int) -> dict[str, int]:

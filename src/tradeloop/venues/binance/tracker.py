@@ -16,9 +16,10 @@ Pure: no I/O, no clock.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, NamedTuple
 
-from tradeloop.model.commands import SubmitOrder
+from tradeloop.model.commands import AmendOrder, SubmitOrder
+from tradeloop.model.enums import OrderType, RejectReason
 from tradeloop.model.events import (
     Event,
     OrderAccepted,
@@ -31,8 +32,9 @@ from tradeloop.model.events import (
     OrderStatusReport,
 )
 from tradeloop.model.instrument import Instrument
+from tradeloop.venues.binance.spec import BinanceMarket
 
-__all__ = ["OrderTracker", "TrackedOrder"]
+__all__ = ["AmendPlan", "OrderTracker", "TrackedOrder", "plan_amend"]
 
 _MAX_ENDED: Final = 10_000
 
@@ -76,6 +78,33 @@ class TrackedOrder:
     @property
     def leaves(self) -> int:
         return max(self.qty - self.filled, 0)
+
+
+class AmendPlan(NamedTuple):
+    """What an amend becomes on Binance (the same over REST and the WebSocket API)."""
+
+    kind: str
+    """``amend`` (spot keep-priority size reduction, USD-M modify), ``cancel_replace``, ``cancel`` (the new
+    size is already filled) or ``refuse`` (``reason``, ``message``)."""
+    price: int = 0
+    qty: int = 0
+    """The order's new total size (the replacement of a cancel/replace gets what is left of it)."""
+    reason: RejectReason = RejectReason.OTHER
+    message: str = ""
+
+
+def plan_amend(cmd: AmendOrder, order: TrackedOrder | None, market: BinanceMarket) -> AmendPlan:
+    """Spot has no general amend: a smaller size at the same price keeps priority (``keepPriority``);
+    anything else is a cancel/replace. USD-M modifies in place."""
+    if order is None or order.ended or order.inst.id != cmd.instrument_id:
+        return AmendPlan("refuse", reason=RejectReason.UNKNOWN_ORDER, message="order not open at this client")
+    price = cmd.price if cmd.price is not None else order.price
+    qty = cmd.qty if cmd.qty is not None else order.qty
+    if price is None or order.cmd.order_type is OrderType.MARKET:
+        return AmendPlan("refuse", reason=RejectReason.INVALID_ORDER, message="only limit orders can be amended")
+    if market is BinanceMarket.USDM or (price == order.price and qty < order.qty):
+        return AmendPlan("amend", price, qty)
+    return AmendPlan("cancel_replace" if qty > order.filled else "cancel", price, qty)
 
 
 class OrderTracker:

@@ -13,6 +13,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
+
 from tradeloop.core import fixed
 from tradeloop.core.bus import MessageBus
 from tradeloop.core.clock import LiveClock
@@ -167,7 +169,7 @@ def test_market_data_books_equal_the_simulator_and_survive_drops_gaps_and_bad_fr
 
 
 class _Client:
-    def __init__(self, sim: VenueSimulator) -> None:
+    def __init__(self, sim: VenueSimulator, order_entry: str = "websocket") -> None:
         self.events: list[Event] = []
         self.clock = LiveClock()
         client = CONNECTOR.execution(
@@ -176,6 +178,7 @@ class _Client:
             self.clock,
             self.events.append,
             CONNECTOR.local_urls(sim.base_url),
+            order_entry=order_entry,
         )
         assert isinstance(client, BybitExecutionClient)
         self.client = client
@@ -208,9 +211,12 @@ class _Client:
         return self.of(cid, kind)[n - 1]
 
 
-def test_execution_lifecycle_through_rest_and_the_private_stream() -> None:
+@pytest.mark.parametrize("order_entry", ["rest", "websocket"])
+def test_execution_lifecycle_through_rest_and_the_private_stream(order_entry: str) -> None:
+    """Order ops over REST, or over the trade socket (then only cancel-all, queries and balances use REST)."""
+
     async def scenario(sim: VenueSimulator) -> None:
-        c = _Client(sim)
+        c = _Client(sim, order_entry)
         await c.client.start()
         try:
             # post-only limit below the touch: accepted (confirmed on the order stream), then canceled
@@ -279,7 +285,13 @@ def test_execution_lifecycle_through_rest_and_the_private_stream() -> None:
             sim.faults.rate_limit_next()
             cid = c.submit(Side.BUY, "0.01", "59000")
             await c.wait(cid, OrderAccepted)
-            assert sim.faults.consumed["rate_limit_next"] == 1 and c.client.rest.counters.rate_limit_retries == 1
+            ws = c.client.ws_orders
+            retries = c.client.rest.counters.rate_limit_retries if ws is None else ws.retried
+            assert sim.faults.consumed["rate_limit_next"] == 1 and retries == 1
+            assert (ws is None) == (order_entry == "rest")
+            rest_orders = {k for k in sim.dialect.requests if k.startswith("rest:")}  # type: ignore[attr-defined]
+            expected = {f"rest:{spec.CANCEL_ALL}"} | ({f"rest:{spec.CREATE}"} if ws is None else set())
+            assert rest_orders >= expected and (ws is None or rest_orders == expected)
             assert not c.of(cid, OrderRejected)
 
             # open orders and balances for reconciliation

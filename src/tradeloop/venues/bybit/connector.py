@@ -1,7 +1,7 @@
 """Bybit's connectors: ``bybit`` (spot, ``category=spot``) and ``bybit_linear`` (USDT perpetuals).
 
-Both share the REST host and the private socket; each has its own public socket
-(``/v5/public/spot`` or ``/v5/public/linear``). The simulator key is for local tests only.
+Both share the REST host, the private socket and the trade socket (``/v5/trade``, order entry); each
+has its own public socket (``/v5/public/spot`` or ``/v5/public/linear``). The simulator key is for local tests only.
 """
 
 from __future__ import annotations
@@ -28,7 +28,10 @@ _TEST_SECRET = "bybit-sim-secret-not-a-real-key-0123456789"
 
 def _urls(venue: str, rest: str, ws_base: str) -> ConnectorUrls:
     return ConnectorUrls(
-        rest=rest, ws_public=f"{ws_base}/v5/public/{spec.CATEGORY_OF_VENUE[venue]}", ws_private=f"{ws_base}/v5/private"
+        rest=rest,
+        ws_public=f"{ws_base}/v5/public/{spec.CATEGORY_OF_VENUE[venue]}",
+        ws_private=f"{ws_base}/v5/private",
+        ws_orders=f"{ws_base}/v5/trade",
     )
 
 

@@ -1,17 +1,22 @@
-"""Bybit v5 execution client: signed REST order requests, the private stream, and their mapping to events.
+"""Bybit v5 execution client: order ops on the trade socket, signed REST, the private stream, and events.
 
-Requests go over REST v5 (``order/create|cancel|cancel-all|amend``, ``order/realtime|history``,
-``execution/list``, ``account/wallet-balance``). A ``retCode`` 0 reply only means Bybit accepted the
-request: the private stream (``order``, ``execution``, ``wallet`` on ``/v5/private``, logged in with
-the ``auth`` op and kept alive with ``{"op":"ping"}`` every 20 s) says what happened, through
+Place, amend and cancel go out on the trade socket (``/v5/trade``, ``order_entry="websocket"``, the
+default; :class:`~.trade_socket.TradeSocket`, frames from :mod:`.ws_wire` carrying the REST bodies)
+while it is up: the frame is written inside the ``submit``/``amend``/``cancel`` call. Over REST v5 go
+cancel-all, queries (``order/realtime|history``, ``execution/list``), balances, and every order op while
+the socket is down or with ``order_entry="rest"``. A ``retCode`` 0 reply, over either path, only means
+Bybit accepted the request: the private stream (``order``, ``execution``, ``wallet`` on ``/v5/private``,
+logged in with ``auth``, kept alive with ``{"op":"ping"}``) says what happened, through
 :class:`~.private.OrderTracker`. Error replies become ``OrderRejected`` / ``OrderCancelRejected`` /
 ``OrderAmendRejected`` with the mapped reason.
 
-* A place or amend whose outcome is unknown (timeout, lost connection, 5xx) emits nothing: the OMS
-  times out and queries by client order id; :meth:`query` answers with any fills the stream missed
-  (``execution/list``) and an ``OrderStatusReport``.
-* Sending, rate-limit waits and the signing clock: :class:`~.rest.BybitRest`. A duplicate-client-id
-  answer to a re-sent create means the first attempt went through: the order is queried instead.
+* A place or amend whose outcome is unknown (REST timeout, lost connection, 5xx; the trade socket lost
+  before the reply, ``retCode`` 10000/10016) emits nothing, and nothing is re-sent: the OMS queries by
+  client order id; :meth:`query` answers with any fills the stream missed and an ``OrderStatusReport``.
+* Rate limits: REST waits and re-sends (:class:`~.rest.BybitRest`, which also keeps the signing clock);
+  a trade-socket op is re-sent with a new ``reqId``, same ``orderLinkId``, within the same patience.
+  A duplicate-client-id answer to a re-sent REST create means the first attempt went through: the
+  order is queried instead.
 """
 
 from __future__ import annotations
@@ -19,9 +24,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from functools import partial
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import msgspec
 
@@ -43,22 +48,27 @@ from tradeloop.model.instrument import Instrument
 from tradeloop.security.credentials import Credentials
 from tradeloop.venues.base import EmitEvent
 from tradeloop.venues.bybit import orders, spec
-from tradeloop.venues.bybit.auth import ws_auth_args
 from tradeloop.venues.bybit.private import OrderTracker, PrivateFrameError, decode_private
+from tradeloop.venues.bybit.private_stream import StreamRefused, log_in, open_stream
 from tradeloop.venues.bybit.rest import BybitRequestError, BybitRest
 from tradeloop.venues.bybit.schemas import ExecutionRow, ExecutionTopic, OrderRow, OrderTopic, WalletTopic
+from tradeloop.venues.bybit.trade_socket import TradeSocket
+from tradeloop.venues.bybit.ws_wire import TradeReply, WsTails
 from tradeloop.venues.connector import ConnectorUrls
+from tradeloop.venues.transport.order_entry import WsOp, WsOrderEntry
+from tradeloop.venues.transport.order_socket import OrderSocket
 from tradeloop.venues.transport.ratelimit import RateBudget
 from tradeloop.venues.transport.rest import RestConfig
-from tradeloop.venues.transport.ws import ReconnectingWebSocket, WsConnection
+from tradeloop.venues.transport.ws import ReconnectingWebSocket, WsConnection, WsSpec
 
-__all__ = ["BybitExecutionClient", "BybitRequestError", "ExecutionCounters"]
+__all__ = ["BybitExecutionClient", "BybitRequestError", "ExecutionCounters", "OrderEntry"]
+
+OrderEntry = Literal["websocket", "rest"]
 
 log = get_logger("tradeloop.venues.bybit.execution")
 
 _HELD_GRACE_S: Final = 1.0
 """How long a terminal update waits for fills it reports before they are fetched over REST."""
-_AUTH_TIMEOUT_S: Final = 8.0
 _START_TIMEOUT_S: Final = 15.0
 
 
@@ -95,7 +105,11 @@ class BybitExecutionClient:
         recv_window_ms: int = spec.DEFAULT_RECV_WINDOW_MS,
         rate_limit_patience_s: float = 5.0,
         seed: int | None = None,
+        order_entry: OrderEntry = "websocket",
+        trade_ws_spec: WsSpec | None = None,
     ) -> None:
+        if order_entry not in ("websocket", "rest"):
+            raise ValueError(f"bybit execution: order_entry must be 'websocket' or 'rest', got {order_entry!r}")
         self.venue = venue or _infer_venue(instruments)
         self.category = spec.CATEGORY_OF_VENUE[self.venue]
         self._creds = credentials
@@ -120,11 +134,45 @@ class BybitExecutionClient:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stream_opened = 0
         self._login_refused = asyncio.Event()
+        self._patience_s = rate_limit_patience_s
+        self._order_entry: OrderEntry = order_entry
+        self._trade_ws_spec = trade_ws_spec or spec.ws_trade_spec()
+        self._trade: TradeSocket | None = None
+        self._tails = {iid.symbol: WsTails(inst) for iid, inst in self._instruments.items()}
+        self._on_wire: Callable[[str], None] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
 
+    @property
+    def order_entry(self) -> OrderEntry:
+        """Where place / amend / cancel go while the trade socket is up."""
+        return self._order_entry
+
+    @property
+    def ws_orders(self) -> WsOrderEntry[TradeReply] | None:
+        """The trade socket's order entry (``None`` before :meth:`start`, for REST or without the URL)."""
+        return self._trade.entry if self._trade is not None else None
+
+    @property
+    def socket(self) -> OrderSocket | None:
+        """The trade socket (``/v5/trade``) order ops go out on."""
+        return self._trade.socket if self._trade is not None else None
+
+    @property
+    def on_wire(self) -> Callable[[str], None] | None:
+        """Measurement hook: called with the client order id right after an order op's frame is written
+        to the trade socket (not for requests sent over REST). It changes nothing the venue sees."""
+        return self._on_wire
+
+    @on_wire.setter
+    def on_wire(self, hook: Callable[[str], None] | None) -> None:
+        self._on_wire = hook
+        if self._trade is not None:
+            self._trade.entry.on_wire = hook
+
     async def start(self) -> None:
-        """Measure the clock offset, log in to the private stream and subscribe; returns once subscribed."""
+        """Measure the clock offset, open the private stream (subscribed), then the trade socket (orders go
+        over REST if it is not open within 15 s)."""
         await self.rest.sync_clock()
         if self.urls.ws_private:
             self._ws = ReconnectingWebSocket(
@@ -136,21 +184,31 @@ class BybitExecutionClient:
                 now_ns=self._clock.now_ns,
                 name=f"{self.venue}-private",
             )
-            self._ws.start()
-            opened = asyncio.ensure_future(self._ws.wait_open())
-            refused = asyncio.ensure_future(self._login_refused.wait())
             try:
-                await asyncio.wait({opened, refused}, timeout=_START_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                opened.cancel()
-                refused.cancel()
-            if not self._ws.connected:
-                await self._ws.close()
+                await open_stream(self._ws, self._login_refused, _START_TIMEOUT_S, self.venue)
+            except PermissionError:
                 self._ws = None
-                why = "login refused" if self._login_refused.is_set() else f"not open after {_START_TIMEOUT_S}s"
-                raise PermissionError(f"{self.venue} private stream: {why}")
+                raise
+        if self._order_entry == "websocket" and self.urls.ws_orders:
+            self._trade = TradeSocket(
+                msgspec.structs.replace(self._trade_ws_spec, url=self.urls.ws_orders),
+                self._creds,
+                self.rest.budget,
+                now_ms=self.rest.now_ms,
+                now_ns=self._clock.now_ns,
+                on_ack=self._on_ws_ack,
+                fallback=self._fallback,
+                recv_window_ms=self._recv_window_ms,
+                patience_s=self._patience_s,
+                rng=self._rng,
+                name=self.venue,
+            )
+            self._trade.entry.on_wire = self._on_wire
+            await self._trade.open(_START_TIMEOUT_S)
 
     async def stop(self) -> None:
+        if self._trade is not None:
+            await self._trade.close()
         if self._ws is not None:
             await self._ws.close()
             self._ws = None
@@ -189,12 +247,13 @@ class BybitExecutionClient:
         try:
             if inst is None:
                 raise ValueError(f"{cmd.instrument_id} is not an instrument of {self.venue}")
-            orders.place_order(self._creds, 0, cmd, inst)  # validates grid, client id and flags before sending
+            tail = self._tails[inst.id.symbol].place(cmd)  # validates grid, client id and flags before sending
         except ValueError as exc:
             self._emit_soon(self._rejected(cmd, RejectReason.INVALID_ORDER, str(exc)))
             return
         self.tracker.track(cmd)
-        self._spawn(self._submit(cmd, inst), "create")
+        if not self._ws_send(spec.WS_CREATE, cmd, tail):
+            self._spawn(self._submit(cmd, inst), "create")
 
     async def _submit(self, cmd: SubmitOrder, inst: Instrument) -> None:
         rw = self._recv_window_ms
@@ -205,29 +264,39 @@ class BybitExecutionClient:
             return
         cid = cmd.client_order_id
         if out.reply is not None and out.reply.retCode == 0:
-            order = self.tracker.orders.get(cid)
             with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
-                result = msgspec.json.decode(out.reply.result, type=dict[str, str])
-                if order is not None and not order.venue_order_id:
-                    order.venue_order_id = result.get("orderId", "")
+                self._placed(cid, msgspec.json.decode(out.reply.result, type=dict[str, str]).get("orderId", ""))
             return
         reason, message = out.refusal()
         if reason is RejectReason.DUPLICATE_CLIENT_ID and out.attempts > 1:
             # an earlier attempt of this very request was executed after all: learn its state
             await self._query(cid, inst)
             return
-        self.tracker.rejected(cid)
+        self._place_refused(cmd, reason, message)
+
+    def _placed(self, cid: str, venue_order_id: str) -> None:
+        order = self.tracker.orders.get(cid)
+        if order is not None and not order.venue_order_id:
+            order.venue_order_id = venue_order_id
+
+    def _place_refused(self, cmd: SubmitOrder, reason: RejectReason, message: str) -> None:
+        self.tracker.rejected(cmd.client_order_id)
         self._emit(self._rejected(cmd, reason, message))
 
     def cancel(self, cmd: CancelOrder) -> None:
-        inst = self._instruments.get(cmd.instrument_id)
+        iid, cid = cmd.instrument_id, cmd.client_order_id
+        inst = self._instruments.get(iid)
         if inst is None:
-            message = f"{cmd.instrument_id} is not an instrument of {self.venue}"
-            self._emit_soon(
-                self._cancel_rejected(cmd.instrument_id, cmd.client_order_id, RejectReason.UNKNOWN_ORDER, message)
-            )
+            message = f"{iid} is not an instrument of {self.venue}"
+            self._emit_soon(self._cancel_rejected(iid, cid, RejectReason.UNKNOWN_ORDER, message))
             return
-        self._spawn(self._cancel(cmd.client_order_id, inst), "cancel")
+        try:
+            tail = self._tails[inst.id.symbol].cancel(cid)
+        except ValueError as exc:
+            self._emit_soon(self._cancel_rejected(iid, cid, RejectReason.INVALID_ORDER, str(exc)))
+            return
+        if not self._ws_send(spec.WS_CANCEL, cmd, tail):
+            self._spawn(self._cancel(cid, inst), "cancel")
 
     async def _cancel(self, cid: str, inst: Instrument) -> None:
         rw = self._recv_window_ms
@@ -237,11 +306,13 @@ class BybitExecutionClient:
         )
         if out.unknown or out.accepted:
             return
-        reason, message = out.refusal()
+        self._cancel_refused(inst.id, cid, *out.refusal())
+
+    def _cancel_refused(self, iid: InstrumentId, cid: str, reason: RejectReason, message: str) -> None:
         order = self.tracker.orders.get(cid)
         if reason is RejectReason.UNKNOWN_ORDER and order is not None and order.done:
             return  # it ended before the cancel arrived; the stream told the engine how
-        self._emit(self._cancel_rejected(inst.id, cid, reason, message))
+        self._emit(self._cancel_rejected(iid, cid, reason, message))
 
     def cancel_all(self, cmd: CancelAllOrders) -> None:
         if cmd.venue is not None and cmd.venue != self.venue:
@@ -283,12 +354,13 @@ class BybitExecutionClient:
         try:
             if inst is None:
                 raise ValueError(f"{cmd.instrument_id} is not an instrument of {self.venue}")
-            orders.amend_order(self._creds, 0, cmd, inst)
+            tail = self._tails[inst.id.symbol].amend(cmd)
         except ValueError as exc:
             self._emit_soon(self._amend_rejected(cmd, RejectReason.INVALID_ORDER, str(exc)))
             return
         self.tracker.amend_sent(cmd.client_order_id, cmd.price, cmd.qty)
-        self._spawn(self._amend(cmd, inst), "amend")
+        if not self._ws_send(spec.WS_AMEND, cmd, tail):
+            self._spawn(self._amend(cmd, inst), "amend")
 
     async def _amend(self, cmd: AmendOrder, inst: Instrument) -> None:
         rw = self._recv_window_ms
@@ -297,9 +369,46 @@ class BybitExecutionClient:
         )
         if out.unknown or out.accepted:
             return
-        reason, message = out.refusal()
+        self._amend_refused(cmd, *out.refusal())
+
+    def _amend_refused(self, cmd: AmendOrder, reason: RejectReason, message: str) -> None:
         self.tracker.amend_refused(cmd.client_order_id)
         self._emit(self._amend_rejected(cmd, reason, message))
+
+    # -- the trade socket ---------------------------------------------------------------------
+
+    def _ws_send(self, kind: str, cmd: SubmitOrder | AmendOrder | CancelOrder, tail: bytes) -> bool:
+        """Hand ``cmd`` to the trade socket's order entry (it falls back to REST while down); ``False``: none."""
+        if self._trade is None:
+            return False
+        self._trade.entry.send(WsOp(kind, cmd, tail))
+        return True
+
+    def _on_ws_ack(self, op: WsOp, reply: TradeReply) -> None:
+        """An op's final reply (rate limits already retried), mapped like the REST reply of its endpoint."""
+        cmd = op.cmd
+        if reply.retCode == 0:
+            if isinstance(cmd, SubmitOrder) and reply.data is not None:
+                self._placed(cmd.client_order_id, reply.data.orderId)
+            return
+        reason, message = orders.reject_reason(reply.retCode), f"{reply.retCode} {reply.retMsg}"
+        if isinstance(cmd, SubmitOrder):
+            self._place_refused(cmd, reason, message)
+        elif isinstance(cmd, AmendOrder):
+            self._amend_refused(cmd, reason, message)
+        else:
+            self._cancel_refused(cmd.instrument_id, cmd.client_order_id, reason, message)
+
+    def _fallback(self, op: WsOp) -> None:
+        """An op the trade socket cannot take (it is down): over REST, same client order id (never written)."""
+        cmd = op.cmd
+        inst = self._instruments[cmd.instrument_id]
+        if isinstance(cmd, SubmitOrder):
+            self._spawn(self._submit(cmd, inst), "create")
+        elif isinstance(cmd, AmendOrder):
+            self._spawn(self._amend(cmd, inst), "amend")
+        else:
+            self._spawn(self._cancel(cmd.client_order_id, inst), "cancel")
 
     def query(self, cmd: QueryOrder) -> None:
         inst = self._instruments.get(cmd.instrument_id)
@@ -393,68 +502,40 @@ class BybitExecutionClient:
     # -- events -------------------------------------------------------------------------------
 
     def _rejected(self, cmd: SubmitOrder, reason: RejectReason, message: str) -> OrderRejected:
-        return OrderRejected(
-            ts=self._clock.now_ns(),
-            instrument_id=cmd.instrument_id,
-            client_order_id=cmd.client_order_id,
-            reason=reason,
-            message=message,
-        )
+        iid, cid, ts = cmd.instrument_id, cmd.client_order_id, self._clock.now_ns()
+        return OrderRejected(ts=ts, instrument_id=iid, client_order_id=cid, reason=reason, message=message)
 
     def _cancel_rejected(self, iid: InstrumentId, cid: str, reason: RejectReason, message: str) -> OrderCancelRejected:
-        return OrderCancelRejected(
-            ts=self._clock.now_ns(), instrument_id=iid, client_order_id=cid, reason=reason, message=message
-        )
+        ts = self._clock.now_ns()
+        return OrderCancelRejected(ts=ts, instrument_id=iid, client_order_id=cid, reason=reason, message=message)
 
     def _amend_rejected(self, cmd: AmendOrder, reason: RejectReason, message: str) -> OrderAmendRejected:
-        return OrderAmendRejected(
-            ts=self._clock.now_ns(),
-            instrument_id=cmd.instrument_id,
-            client_order_id=cmd.client_order_id,
-            reason=reason,
-            message=message,
-        )
+        iid, cid, ts = cmd.instrument_id, cmd.client_order_id, self._clock.now_ns()
+        return OrderAmendRejected(ts=ts, instrument_id=iid, client_order_id=cid, reason=reason, message=message)
 
     # -- private stream -----------------------------------------------------------------------
 
     async def _on_open(self, conn: WsConnection) -> None:
-        expires = self.rest.now_ms() + 10_000
-        args = ws_auth_args(self._creds.api_key.reveal(), self._creds.secret.reveal(), expires)
-        await conn.send(msgspec.json.encode({"req_id": "auth", "op": "auth", "args": args}).decode())
-        await self._await_op(conn, "auth")
-        await conn.send('{"req_id":"sub","op":"subscribe","args":["order","execution","wallet"]}')
-        await self._await_op(conn, "subscribe")
+        try:
+            await log_in(
+                conn,
+                self._creds,
+                self.rest.now_ms(),
+                on_message=self._on_message,
+                on_malformed=self._malformed,
+                venue=self.venue,
+            )
+        except StreamRefused as exc:
+            if exc.op == "auth":
+                self.counters.auth_failures += 1
+                self._login_refused.set()
+            raise
         self._stream_opened += 1
         if self._stream_opened > 1:  # updates sent while we were away are lost: ask for every open order
             for order in self.tracker.open_orders():
                 inst = self._instruments.get(order.instrument_id)
                 if inst is not None:
                     self._spawn(self._query(order.client_order_id, inst), "reconcile")
-
-    async def _await_op(self, conn: WsConnection, op: str) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + _AUTH_TIMEOUT_S
-        while True:
-            frame = await conn.receive(max(deadline - loop.time(), 0.01))
-            data = frame.encode() if isinstance(frame, str) else frame
-            try:
-                msg = decode_private(data)
-            except PrivateFrameError as exc:
-                self._malformed("private", exc)
-                continue
-            if not isinstance(msg, dict):
-                self._on_message(msg)
-                continue
-            if msg.get("op") != op:
-                continue
-            if msg.get("success") is True or msg.get("retCode") == 0:
-                return
-            if op == "auth":
-                self.counters.auth_failures += 1
-                self._login_refused.set()
-            reason = str(msg.get("ret_msg") or msg.get("retMsg") or "refused")
-            log.error("bybit private stream refused", venue=self.venue, op=op, reason=reason)
-            raise PermissionError(f"bybit private {op} refused: {reason}")
 
     def _on_frame(self, frame: str | bytes, ts_recv: int) -> None:
         data = frame.encode() if isinstance(frame, str) else frame

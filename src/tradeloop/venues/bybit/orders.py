@@ -34,15 +34,18 @@ from tradeloop.venues.bybit.schemas import ExecutionList, OrderList, OrderRow, R
 
 __all__ = [
     "ReplyError",
+    "amend_body",
     "amend_order",
     "balances_snapshot",
     "cancel_all_orders",
+    "cancel_body",
     "cancel_order",
     "decode_reply",
     "executions",
     "executions_of",
     "open_orders",
     "order_rows",
+    "place_body",
     "place_order",
     "query_order",
     "reject_reason",
@@ -131,8 +134,14 @@ def place_order(
     *,
     recv_window_ms: int = spec.DEFAULT_RECV_WINDOW_MS,
 ) -> SignedRequest:
-    """``POST /v5/order/create``: limit (GTC, IOC, FOK, post-only) or market; ``ValueError`` for an
-    order Bybit cannot take as given (off-grid price or size, bad client id, market post-only)."""
+    """``POST /v5/order/create`` with :func:`place_body`."""
+    return _post(creds, now_ms, spec.CREATE, place_body(cmd, inst), recv_window_ms, idempotent=False)
+
+
+def place_body(cmd: SubmitOrder, inst: Instrument) -> dict[str, object]:
+    """The body of an order create (REST, and the trade socket's ``args``): limit (GTC, IOC, FOK, post-only)
+    or market; ``ValueError`` for an order Bybit cannot take as given (off-grid price or size, bad client id,
+    market post-only)."""
     category = _category(inst.id.venue)
     body: dict[str, object] = {
         "symbol": inst.id.symbol,
@@ -160,7 +169,7 @@ def place_order(
     if cmd.reduce_only and category == "linear":
         body["reduceOnly"] = True
     body["orderLinkId"] = _link_id(cmd.client_order_id)
-    return _post(creds, now_ms, spec.CREATE, body, recv_window_ms, idempotent=False)
+    return body
 
 
 def _order_ref(client_order_id: str | None, venue_order_id: str | None) -> tuple[str, str]:
@@ -180,7 +189,15 @@ def cancel_order(
     venue_order_id: str | None = None,
     recv_window_ms: int = spec.DEFAULT_RECV_WINDOW_MS,
 ) -> SignedRequest:
-    """``POST /v5/order/cancel`` by ``orderLinkId`` (or ``orderId``); re-sending it is safe."""
+    """``POST /v5/order/cancel`` with :func:`cancel_body`; re-sending it is safe."""
+    body = cancel_body(inst, client_order_id=client_order_id, venue_order_id=venue_order_id)
+    return _post(creds, now_ms, spec.CANCEL, body, recv_window_ms, idempotent=True)
+
+
+def cancel_body(
+    inst: Instrument, *, client_order_id: str | None = None, venue_order_id: str | None = None
+) -> dict[str, object]:
+    """The body of an order cancel by ``orderLinkId`` (or ``orderId``), REST and trade socket."""
     category = _category(inst.id.venue)
     body: dict[str, object] = {"symbol": inst.id.symbol}
     if category == "spot":
@@ -188,7 +205,7 @@ def cancel_order(
     key, value = _order_ref(client_order_id, venue_order_id)
     body[key] = value
     body["category"] = category
-    return _post(creds, now_ms, spec.CANCEL, body, recv_window_ms, idempotent=True)
+    return body
 
 
 def cancel_all_orders(
@@ -221,7 +238,12 @@ def amend_order(
     *,
     recv_window_ms: int = spec.DEFAULT_RECV_WINDOW_MS,
 ) -> SignedRequest:
-    """``POST /v5/order/amend`` by ``orderLinkId``: new total ``qty`` and/or ``price``."""
+    """``POST /v5/order/amend`` with :func:`amend_body`."""
+    return _post(creds, now_ms, spec.AMEND, amend_body(cmd, inst), recv_window_ms, idempotent=False)
+
+
+def amend_body(cmd: AmendOrder, inst: Instrument) -> dict[str, object]:
+    """The body of an amend by ``orderLinkId`` (REST and trade socket): new total ``qty`` and/or ``price``."""
     if cmd.price is None and cmd.qty is None:
         raise ValueError(f"{inst.id}: an amend needs a new price or size")
     body: dict[str, object] = {
@@ -233,7 +255,7 @@ def amend_order(
         body["qty"] = _qty(inst, cmd.qty)
     if cmd.price is not None:
         body["price"] = _price(inst, cmd.price)
-    return _post(creds, now_ms, spec.AMEND, body, recv_window_ms, idempotent=False)
+    return body
 
 
 def query_order(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Mapping
-from typing import Final
+from typing import Any, Final
 from urllib.parse import parse_qsl
 
 import msgspec
@@ -22,7 +22,7 @@ from tradeloop.model.instrument import Instrument
 from tradeloop.security.credentials import Credentials
 from tradeloop.venues.bybit.auth import sign
 
-__all__ = ["RequestError", "parse_order", "verify"]
+__all__ = ["RequestError", "auth_ok", "body_params", "check_timestamp", "decode_op", "parse_order", "verify"]
 
 _SIDES: Final = {"Buy": Side.BUY, "Sell": Side.SELL}
 _TIFS: Final = {"GTC": TimeInForce.GTC, "IOC": TimeInForce.IOC, "FOK": TimeInForce.FOK, "PostOnly": TimeInForce.GTC}
@@ -53,8 +53,7 @@ def verify(
     expected = sign(creds.secret.reveal(), ts + key + window + payload)
     if not hmac.compare_digest(expected, signature):
         raise RequestError(10004, "error sign!")
-    if not now_ms - int(window) <= int(ts) < now_ms + 1000:
-        raise RequestError(10002, f"invalid request, server time {now_ms}, request time {ts}, recv_window {window}")
+    check_timestamp(ts, window, now_ms)
     if method == "GET":
         params = dict(parse_qsl(payload, keep_blank_values=True))
     else:
@@ -62,12 +61,49 @@ def verify(
             body = msgspec.json.decode(payload or "{}")
         except msgspec.DecodeError:
             raise RequestError(10001, "request body is not JSON") from None
-        if not isinstance(body, dict):
-            raise RequestError(10001, "request body is not a JSON object")
-        params = {k: _text(v) for k, v in body.items() if v is not None}
+        return body_params(body, category)
     if "category" in params and params["category"] != category:
         raise RequestError(10001, f"category only support {category}")
     return params
+
+
+def check_timestamp(ts: str, window: str, now_ms: int) -> None:
+    """``server - recvWindow <= timestamp < server + 1000``, as Bybit checks it (REST and trade socket)."""
+    if not ts.isdigit() or not window.isdigit():
+        raise RequestError(10001, "timestamp and recv_window must be integers")
+    if not now_ms - int(window) <= int(ts) < now_ms + 1000:
+        raise RequestError(10002, f"invalid request, server time {now_ms}, request time {ts}, recv_window {window}")
+
+
+def body_params(body: object, category: str) -> dict[str, str]:
+    """The parameters of a JSON body (a REST POST, or a trade-socket op's ``args`` item), values as text."""
+    if not isinstance(body, dict):
+        raise RequestError(10001, "request body is not a JSON object")
+    params = {str(k): _text(v) for k, v in body.items() if v is not None}
+    if "category" in params and params["category"] != category:
+        raise RequestError(10001, f"category only support {category}")
+    return params
+
+
+def decode_op(text: str) -> dict[str, Any]:
+    """A socket frame as a JSON object (``ValueError`` otherwise)."""
+    try:
+        value = msgspec.json.decode(text)
+    except msgspec.DecodeError as exc:
+        raise ValueError(str(exc)) from None
+    if not isinstance(value, dict):
+        raise ValueError("not an object")
+    return value
+
+
+def auth_ok(args: object, creds: Credentials, now_ms: int) -> bool:
+    """Whether socket ``auth`` args ``[apiKey, expires_ms, signature]`` are valid (the private and trade sockets)."""
+    if not isinstance(args, list) or len(args) != 3:
+        return False
+    key, expires, signature = args
+    if key != creds.api_key.reveal() or not isinstance(expires, int) or expires <= now_ms:
+        return False
+    return hmac.compare_digest(str(signature), sign(creds.secret.reveal(), f"GET/realtime{expires}"))
 
 
 def _text(value: object) -> str:

@@ -10,7 +10,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Final
+from collections.abc import Iterable
+from typing import Any, Final, NamedTuple
 
 import msgspec
 
@@ -22,11 +23,14 @@ from tradeloop.model.events import Balance, OrderFilled
 from tradeloop.model.instrument import Instrument
 
 __all__ = [
+    "MESSAGES",
+    "Answer",
     "BookTopic",
     "SimOrderRow",
     "book_message",
     "encode",
     "execution_row",
+    "instrument_rows",
     "reply",
     "topic_message",
     "trade_message",
@@ -47,6 +51,67 @@ def _s(value: int) -> str:
 
 def reply(ret_code: int, ret_msg: str, result: object, now_ms: int) -> dict[str, Any]:
     return {"retCode": ret_code, "retMsg": ret_msg, "result": result, "retExtInfo": {}, "time": now_ms}
+
+
+MESSAGES: Final = {
+    10001: "params error",
+    10002: "invalid request, please check your server timestamp or recv_window param",
+    10003: "API key is invalid.",
+    10004: "error sign!",
+    10006: "Too many visits!",
+    10404: "op type is not found",
+    20006: "reqId is duplicated",
+    110001: "order not exists or too late to cancel",
+    110007: "ab not enough for new order",
+    110072: "OrderLinkedID is duplicate",
+    170131: "Insufficient balance.",
+    170141: "Duplicate clientOrderId.",
+    170213: "Order does not exist.",
+}
+"""``retMsg`` of the codes the simulator answers."""
+
+
+class Answer(NamedTuple):
+    """A request's outcome as the dialect decided it, before it is put on REST or the trade socket."""
+
+    code: int
+    result: object
+    msg: str
+
+
+def instrument_rows(instruments: Iterable[Instrument], category: str) -> list[dict[str, Any]]:
+    """``/v5/market/instruments-info`` rows of the simulator's instruments."""
+    rows = []
+    for inst in instruments:
+        price = {"tickSize": _s(inst.tick_size)}
+        if category == "spot":
+            lot = {
+                "basePrecision": _s(inst.lot_size),
+                "minOrderQty": _s(inst.min_qty),
+                "minOrderAmt": _s(inst.min_notional),
+                "maxOrderQty": _s(inst.max_qty),
+            }
+            extra = {}
+        else:
+            lot = {
+                "qtyStep": _s(inst.lot_size),
+                "minOrderQty": _s(inst.min_qty),
+                "maxOrderQty": _s(inst.max_qty),
+                "minNotionalValue": _s(inst.min_notional),
+            }
+            extra = {"contractType": "LinearPerpetual", "settleCoin": inst.quote}
+        rows.append(
+            {
+                "symbol": inst.id.symbol,
+                "baseCoin": inst.base,
+                "quoteCoin": inst.quote,
+                "status": "Trading",
+                "lotSizeFilter": lot,
+                "priceFilter": price,
+                **extra,
+            }
+        )
+    return rows
 
 
 class BookTopic:

@@ -12,13 +12,16 @@ Served at production paths, backed by a :class:`~tradeloop.venues.simulator.core
 * Public socket: ``orderbook.{1|50|200|500|1000}.{symbol}`` (snapshot on subscribe, then deltas of the
   top-``depth`` view, ``u`` +1 per message per topic; level 1 is always a snapshot) and ``publicTrade``.
 * Private socket: ``auth`` (HMAC of ``GET/realtime{expires}``), then ``order``/``execution``/``wallet``.
-* Both answer ``{"op":"ping"}`` with Bybit's public / private pong shapes.
+* Trade socket ``/v5/trade``: ``auth`` as the private one, then ``order.create|amend|cancel`` executed by
+  the REST handlers (:mod:`.sim_trade`); the order's pushes go out on the private socket.
+* All answer ``{"op":"ping"}`` with Bybit's public / private / trade pong shapes.
 
 Faults: ``skip_sequence`` consumes a depth book's ``u`` without sending it; ``stall_feed`` holds market
 frames and leaves pings unanswered; ``send_malformed`` is pushed to public subscribers as is;
 ``reject_next`` refuses the next order request with that ``retCode`` (an ``EC_*`` value instead takes
 the order and cancels it on the stream with that ``rejectReason``); ``rate_limit_next`` answers the
-next signed request with ``10006`` "Too many visits!"; ``delay_next_reply`` holds an order reply;
+next signed request or trade-socket op with ``10006`` "Too many visits!"; ``delay_next_reply`` holds an
+order reply (REST or trade socket);
 ``corrupt_checksum`` does not apply (Bybit sends no checksum).
 """
 
@@ -27,11 +30,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, Final
 
-import msgspec
 from aiohttp import WSMsgType, web
 
 from tradeloop.core import fixed
@@ -55,13 +57,16 @@ from tradeloop.model.events import (
 from tradeloop.model.identifiers import InstrumentId
 from tradeloop.model.instrument import Instrument
 from tradeloop.venues.bybit import spec
-from tradeloop.venues.bybit.auth import sign
-from tradeloop.venues.bybit.sim_requests import RequestError, parse_order, verify
+from tradeloop.venues.bybit.sim_requests import RequestError, auth_ok, decode_op, parse_order, verify
+from tradeloop.venues.bybit.sim_trade import Call, TradeOps
 from tradeloop.venues.bybit.sim_wire import (
+    MESSAGES,
+    Answer,
     BookTopic,
     SimOrderRow,
     book_message,
     encode,
+    instrument_rows,
     reply,
     topic_message,
     trade_message,
@@ -91,31 +96,10 @@ _REST_CODES: Final = {
         RejectReason.UNKNOWN_ORDER: 110001,
     },
 }
-_MESSAGES: Final = {
-    10001: "params error",
-    10002: "invalid request, please check your server timestamp or recv_window param",
-    10003: "API key is invalid.",
-    10004: "error sign!",
-    10006: "Too many visits!",
-    110001: "order not exists or too late to cancel",
-    110007: "ab not enough for new order",
-    110072: "OrderLinkedID is duplicate",
-    170131: "Insufficient balance.",
-    170141: "Duplicate clientOrderId.",
-    170213: "Order does not exist.",
-}
 _TICK_S: Final = 0.05
 
 
-@dataclass(frozen=True)
-class _Call:
-    """A verified request: its parameters, and an injected ``EC_*`` refusal for the order stream."""
-
-    params: dict[str, str]
-    stream_reject: str | None = None
-
-
-_Handler = Callable[[_Call], Awaitable[web.Response]]
+_Handler = Callable[[Call], Awaitable[Answer]]
 
 
 class _Conn:
@@ -126,6 +110,7 @@ class _Conn:
         self.id = conn_id
         self.topics: set[str] = set()
         self.authed = False
+        self.req_ids: set[str] = set()
         self.queue: asyncio.Queue[tuple[str, bool]] = asyncio.Queue()
 
     def push(self, frame: str, market: bool = False) -> None:
@@ -146,6 +131,11 @@ class BybitDialect:
         self._orders: dict[str, SimOrderRow] = {}
         self._ids = itertools.count(1)
         self._ticker: asyncio.Task[None] | None = None
+        self._trade: list[_Conn] = []
+        self.requests: Counter[str] = Counter()
+        """Order requests served: ``ws:<op>`` (trade socket) and ``rest:<path>``."""
+        self.ws_ops: deque[tuple[str, dict[str, Any]]] = deque(maxlen=1000)
+        """Trade-socket order ops as received: ``(op, args item)``."""
 
     # -- installation -------------------------------------------------------------------------
 
@@ -168,18 +158,21 @@ class BybitDialect:
         r.add_get(spec.WALLET, self._signed(self._wallet))
         r.add_get(f"/v5/public/{self.category}", self._public_socket)
         r.add_get("/v5/private", self._private_socket)
+        self._trade_ops = TradeOps(
+            self, {spec.WS_CREATE: self._create, spec.WS_AMEND: self._amend, spec.WS_CANCEL: self._cancel}
+        )
+        r.add_get("/v5/trade", self._trade_socket)
         sim.core.add_market_listener(self._on_market)
         sim.core.add_private_listener(self._on_event)
 
     def _now_ms(self) -> int:
         return self.core.clock.now_ns() // 1_000_000
 
-    def _answer(
-        self, code: int, result: object = None, msg: str = "", headers: dict[str, str] | None = None
-    ) -> web.Response:
-        body = encode(
-            reply(code, msg or _MESSAGES.get(code, "OK" if code == 0 else "error"), result or {}, self._now_ms())
-        )
+    def _answer(self, code: int, result: object = None, msg: str = "") -> Answer:
+        return Answer(code, result or {}, msg or MESSAGES.get(code, "OK" if code == 0 else "error"))
+
+    def _http(self, answer: Answer, headers: dict[str, str] | None = None) -> web.Response:
+        body = encode(reply(answer.code, answer.msg, answer.result, self._now_ms()))
         return web.Response(text=body, content_type="application/json", headers=headers)
 
     # -- REST ---------------------------------------------------------------------------------
@@ -193,65 +186,37 @@ class BybitDialect:
             try:
                 params = verify(request.headers, request.method, text, self.sim.credentials, now, self.category)
             except RequestError as exc:
-                return self._answer(exc.code, msg=str(exc))
+                return self._http(self._answer(exc.code, msg=str(exc)))
+            if order_request:
+                self.requests[f"rest:{request.path}"] += 1
             limit = {"X-Bapi-Limit": "20", "X-Bapi-Limit-Status": "19", "X-Bapi-Limit-Reset-Timestamp": str(now + 1000)}
             if self.sim.faults.take_rate_limit():
                 limit |= {"X-Bapi-Limit-Status": "0", "X-Bapi-Limit-Reset-Timestamp": str(now + 100)}
-                return self._answer(10006, headers=limit)
+                return self._http(self._answer(10006), headers=limit)
             error = self.sim.faults.take_reject() if order_request and request.path != spec.CANCEL_ALL else None
             if error is not None and not error.startswith("EC_"):
                 code = int(error) if error.lstrip("-").isdigit() else 10001
-                return self._answer(code, msg=_MESSAGES.get(code, error), headers=limit)
+                return self._http(self._answer(code, msg=MESSAGES.get(code, error)), headers=limit)
             delay = self.sim.faults.take_delay() if order_request else 0.0
             try:
-                resp = await handler(_Call(params, error))
+                answer = await handler(Call(params, error))
             except RequestError as exc:
-                resp = self._answer(exc.code, msg=str(exc))
-            resp.headers.update(limit)
+                answer = self._answer(exc.code, msg=str(exc))
             if delay:
                 await asyncio.sleep(delay)
-            return resp
+            return self._http(answer, headers=limit)
 
         return route
 
     async def _time(self, request: web.Request) -> web.Response:
         ns = self.core.clock.now_ns()
-        return self._answer(0, {"timeSecond": str(ns // 1_000_000_000), "timeNano": str(ns)})
+        return self._http(self._answer(0, {"timeSecond": str(ns // 1_000_000_000), "timeNano": str(ns)}))
 
     async def _instruments(self, request: web.Request) -> web.Response:
         if request.query.get("category") != self.category:
-            return self._answer(10001, msg="category only support " + self.category)
-        rows = []
-        for inst in self.core.instruments.values():
-            price = {"tickSize": _fmt(inst.tick_size)}
-            if self.category == "spot":
-                lot = {
-                    "basePrecision": _fmt(inst.lot_size),
-                    "minOrderQty": _fmt(inst.min_qty),
-                    "minOrderAmt": _fmt(inst.min_notional),
-                    "maxOrderQty": _fmt(inst.max_qty),
-                }
-                extra = {}
-            else:
-                lot = {
-                    "qtyStep": _fmt(inst.lot_size),
-                    "minOrderQty": _fmt(inst.min_qty),
-                    "maxOrderQty": _fmt(inst.max_qty),
-                    "minNotionalValue": _fmt(inst.min_notional),
-                }
-                extra = {"contractType": "LinearPerpetual", "settleCoin": inst.quote}
-            rows.append(
-                {
-                    "symbol": inst.id.symbol,
-                    "baseCoin": inst.base,
-                    "quoteCoin": inst.quote,
-                    "status": "Trading",
-                    "lotSizeFilter": lot,
-                    "priceFilter": price,
-                    **extra,
-                }
-            )
-        return self._answer(0, {"category": self.category, "list": rows, "nextPageCursor": ""})
+            return self._http(self._answer(10001, msg="category only support " + self.category))
+        rows = instrument_rows(self.core.instruments.values(), self.category)
+        return self._http(self._answer(0, {"category": self.category, "list": rows, "nextPageCursor": ""}))
 
     def _instrument(self, params: dict[str, str]) -> Instrument:
         inst = self._symbols.get(params.get("symbol", ""))
@@ -266,7 +231,7 @@ class BybitDialect:
         oid = params.get("orderId")
         return next((o for o in self._orders.values() if oid and o.order_id == oid), None)
 
-    async def _create(self, call: _Call) -> web.Response:
+    async def _create(self, call: Call) -> Answer:
         params = call.params
         inst = self._instrument(params)
         cmd, tif = parse_order(params, inst, self.category, self.core.clock.now_ns())
@@ -290,7 +255,7 @@ class BybitDialect:
             return self._answer(code, msg=refused.message or "")
         return self._answer(0, {"orderId": row.order_id, "orderLinkId": cid})
 
-    async def _cancel(self, call: _Call) -> web.Response:
+    async def _cancel(self, call: Call) -> Answer:
         params = call.params
         inst = self._instrument(params)
         row = self._find(params)
@@ -301,7 +266,7 @@ class BybitDialect:
         )
         return self._result(self.core.cancel(cmd), row)
 
-    async def _amend(self, call: _Call) -> web.Response:
+    async def _amend(self, call: Call) -> Answer:
         params = call.params
         inst = self._instrument(params)
         row = self._find(params)
@@ -322,14 +287,14 @@ class BybitDialect:
         )
         return self._result(self.core.amend(cmd), row)
 
-    def _result(self, events: list[Event], row: SimOrderRow) -> web.Response:
+    def _result(self, events: list[Event], row: SimOrderRow) -> Answer:
         refused = next((e for e in events if isinstance(e, OrderCancelRejected | OrderAmendRejected)), None)
         if refused is not None:
             code = _REST_CODES[self.category].get(refused.reason, 10001)
             return self._answer(code, msg=refused.message or "")
         return self._answer(0, {"orderId": row.order_id, "orderLinkId": row.client_order_id})
 
-    async def _cancel_all(self, call: _Call) -> web.Response:
+    async def _cancel_all(self, call: Call) -> Answer:
         params = call.params
         iid: InstrumentId | None = None
         if params.get("symbol"):
@@ -342,7 +307,7 @@ class BybitDialect:
         rows = [{"orderId": o.order_id, "orderLinkId": o.client_order_id} for o in done if o is not None]
         return self._answer(0, {"list": rows, "success": "1"})
 
-    async def _realtime(self, call: _Call) -> web.Response:
+    async def _realtime(self, call: Call) -> Answer:
         params = call.params
         if params.get("orderLinkId") or params.get("orderId"):
             found = self._find(params)
@@ -353,20 +318,20 @@ class BybitDialect:
             rows = [o for o in rows if o.inst.id.symbol == params["symbol"]]
         return self._answer(0, {"category": self.category, "list": [o.row() for o in rows], "nextPageCursor": ""})
 
-    async def _history(self, call: _Call) -> web.Response:
+    async def _history(self, call: Call) -> Answer:
         params = call.params
         found = self._find(params) if params.get("orderLinkId") or params.get("orderId") else None
         rows = [found] if found is not None else [o for o in self._orders.values() if not o.is_open]
         rows = [o for o in rows if o is not None and not o.is_open]
         return self._answer(0, {"category": self.category, "list": [o.row() for o in rows], "nextPageCursor": ""})
 
-    async def _executions(self, call: _Call) -> web.Response:
+    async def _executions(self, call: Call) -> Answer:
         params = call.params
         found = self._find(params)
         rows = found.executions if found is not None else []
         return self._answer(0, {"category": self.category, "list": rows, "nextPageCursor": ""})
 
-    async def _wallet(self, call: _Call) -> web.Response:
+    async def _wallet(self, call: Call) -> Answer:
         params = call.params
         if params.get("accountType") != "UNIFIED":
             raise RequestError(10001, "accountType only support UNIFIED")
@@ -464,6 +429,9 @@ class BybitDialect:
     async def _private_socket(self, request: web.Request) -> web.WebSocketResponse:
         return await self._serve(request, self._private, self._on_private_op)
 
+    async def _trade_socket(self, request: web.Request) -> web.WebSocketResponse:
+        return await self._serve(request, self._trade, self._trade_ops.on_op)
+
     async def _serve(
         self, request: web.Request, conns: list[_Conn], on_op: Callable[[_Conn, dict[str, Any]], None]
     ) -> web.WebSocketResponse:
@@ -480,7 +448,7 @@ class BybitDialect:
                 if msg.type is not WSMsgType.TEXT:
                     continue
                 try:
-                    op = _decode_op(msg.data)
+                    op = decode_op(msg.data)
                 except ValueError:
                     conn.push(encode({"success": False, "ret_msg": "error:invalid json", "conn_id": conn.id}))
                     continue
@@ -554,7 +522,7 @@ class BybitDialect:
                 conn.push(encode(pong))
             return
         if name == "auth":
-            ok = _auth_ok(op.get("args"), self.sim, self._now_ms())
+            ok = auth_ok(op.get("args"), self.sim.credentials, self._now_ms())
             conn.authed = conn.authed or ok
             conn.push(
                 encode(
@@ -588,27 +556,3 @@ class BybitDialect:
             return
         message = "error:auth first" if not conn.authed else f"error:unknown op {name}"
         conn.push(encode({"success": False, "ret_msg": message, "op": name, "conn_id": conn.id, "req_id": req_id}))
-
-
-def _decode_op(text: str) -> dict[str, Any]:
-    try:
-        value = msgspec.json.decode(text)
-    except msgspec.DecodeError as exc:
-        raise ValueError(str(exc)) from None
-    if not isinstance(value, dict):
-        raise ValueError("not an object")
-    return value
-
-
-def _auth_ok(args: object, sim: VenueSimulator, now_ms: int) -> bool:
-    if not isinstance(args, list) or len(args) != 3:
-        return False
-    key, expires, signature = args
-    creds = sim.credentials
-    if key != creds.api_key.reveal() or not isinstance(expires, int) or expires <= now_ms:
-        return False
-    return bool(signature == sign(creds.secret.reveal(), f"GET/realtime{expires}"))
-
-
-def _fmt(value: int) -> str:
-    return fixed.to_str(value)

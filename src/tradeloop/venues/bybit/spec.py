@@ -37,9 +37,15 @@ __all__ = [
     "URLS",
     "VENUE_LINEAR",
     "VENUE_SPOT",
+    "WS_OP_COSTS",
+    "WS_OP_PATHS",
+    "WS_OUTCOME_UNKNOWN_CODES",
+    "WS_RETRY_CODES",
+    "WS_TRADE_HEARTBEAT",
     "SymbolError",
     "from_unified",
     "to_unified",
+    "ws_trade_spec",
 ]
 
 VENUE_SPOT: Final = "bybit"
@@ -82,6 +88,7 @@ ERROR_CODES: Final[Mapping[int, RejectReason]] = MappingProxyType(
     {
         10006: RejectReason.RATE_LIMITED,
         10429: RejectReason.RATE_LIMITED,
+        20003: RejectReason.RATE_LIMITED,  # trade socket: too frequent on this session
         10002: RejectReason.TIMESTAMP_OUTSIDE_WINDOW,
         110072: RejectReason.DUPLICATE_CLIENT_ID,
         170141: RejectReason.DUPLICATE_CLIENT_ID,
@@ -225,6 +232,44 @@ RATE_LIMITS: Final[Mapping[str, tuple[RateLimitSpec, ...]]] = MappingProxyType(
 def costs(path: str) -> dict[str, int]:
     """The rate-budget cost of one request to ``path``."""
     return {IP_WINDOW: 1, path: 1}
+
+
+# WebSocket order entry on ``/v5/trade``: one op per frame, ``args`` = the REST body of its endpoint.
+WS_CREATE: Final = "order.create"
+WS_AMEND: Final = "order.amend"
+WS_CANCEL: Final = "order.cancel"
+WS_OP_PATHS: Final[Mapping[str, str]] = MappingProxyType({WS_CREATE: CREATE, WS_AMEND: AMEND, WS_CANCEL: CANCEL})
+"""Each trade-socket op and the REST endpoint whose body it carries and whose per-UID limit it shares."""
+WS_OP_COSTS: Final[Mapping[str, Mapping[str, int]]] = MappingProxyType(
+    {op: MappingProxyType({path: 1}) for op, path in WS_OP_PATHS.items()}
+)
+"""Rate-budget cost of one trade-socket op: its endpoint's UID window (the IP limit counts REST only)."""
+WS_RETRY_CODES: Final = RATE_LIMITED_CODES | {20003, 10019}
+"""Trade-socket ``retCode`` of an op refused before it was executed, to be sent again after a backoff: 10006
+UID rate limit, 10429 system protection, 20003 too frequent on this session, 10019 service restarting (takes
+no new ops)."""
+WS_OUTCOME_UNKNOWN_CODES: Final = frozenset({10000, 10016})
+"""Trade-socket ``retCode`` that do not say whether the op was executed (server timeout, internal error /
+service restarting): nothing is emitted; the OMS queries the order by client id."""
+WS_TRADE_PONGS: Final = ('"op":"pong"',)
+WS_TRADE_HEARTBEAT: Final = HeartbeatSpec(
+    kind=HeartbeatKind.APP_MESSAGE,
+    interval_s=PING_INTERVAL_S,
+    message='{"op":"ping"}',
+    pong_contains=WS_TRADE_PONGS,
+    pong_timeout_s=10.0,
+)
+"""The trade socket's keepalive: ``{"op":"ping"}`` every 20 s, answered ``{"op":"pong",...}``; it is dropped
+after 10 min without one."""
+
+
+def ws_trade_spec(url: str = URLS.ws_trade) -> WsSpec:
+    """The trade socket's connection rules (:data:`WS_TRADE_HEARTBEAT`)."""
+    return WsSpec(url=url, heartbeat=WS_TRADE_HEARTBEAT, open_timeout_s=10.0)
+
+
+WS_AUTH_EXPIRES_MS: Final = 10_000
+"""How far ahead of the (offset-corrected) clock a socket ``auth`` expires."""
 
 
 PUBLIC_PONGS: Final = ('"ret_msg":"pong"',)

@@ -416,6 +416,17 @@ def test_socket_lost_before_the_reply_emits_nothing_and_the_query_resolves_it_wi
             assert report.venue_order_id is not None and report.qty == P("0.01")
             assert [o.client_order_id for o in r.core.open_orders()] == ["lost1"]
             assert r.dialect.requests["ws:order.place"] == 1 and r.rest_orders() == 0, "never sent again"
+            # A keep-priority amend lost the same way is no longer expected (as over REST): a later
+            # amend is planned afresh, not held behind the lost one.
+            tracked = r.ex.tracker.get("lost1")
+            assert tracked is not None
+            sent = ws.sent
+            r.ex.amend(amend_cmd("lost1", qty="0.005"))
+            assert ws.sent == sent + 1 and tracked.amend_pending
+            socket.drop("test: amend lost before the reply")
+            await until(lambda: ws.unknown == 2, "the amend's outcome unknown")
+            assert not tracked.amend_pending
+            await until(lambda: socket.ready, "reconnected again")
             r.ex.cancel(cancel_cmd("lost1"))
             await until(lambda: r.core.open_orders() == [], "canceled over the new connection")
             assert r.dialect.requests["ws:order.cancel"] == 1

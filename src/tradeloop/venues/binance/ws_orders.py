@@ -107,6 +107,7 @@ class WsOrderPath:
             costs=WS_OP_COSTS,
             on_ack=self._on_ack,
             fallback=fallback,
+            on_unknown=self._on_unknown,
             patience_s=patience_s,
             rng=rng,
             name="binance-orders",
@@ -192,6 +193,12 @@ class WsOrderPath:
             self._replies.placed(inst, cid, status, body, ts)
         else:
             self._replies.canceled(inst, cid, status, body, ts)
+
+    def _on_unknown(self, op: WsOp) -> None:
+        """A keep-priority amend whose reply is lost is no longer expected (as over REST); a lost
+        cancel/replace keeps its old order id retired-to-be until the OMS's query settles it."""
+        if isinstance(op, AmendOp) and op.kind == "amend":
+            self._tracker.amend_failed(op.order)
 
     def _sync_usage(self, reply: WsApiReply) -> None:
         for window, used in reply.usage:

@@ -82,8 +82,10 @@ class WsOrderEntry(Generic[R]):
     """Order ops over an :class:`OrderSocket` (see the module docstring).
 
     ``on_ack(op, reply)`` gets each op's final reply (success or refusal; rate limits are retried
-    first); ``fallback(op)`` sends an op the socket cannot take over REST. ``on_wire(client_order_id)``,
-    when set, is called right after an op's frame is written (a measurement hook; it must not raise).
+    first); ``fallback(op)`` sends an op the socket cannot take over REST; ``on_unknown(op)``, when
+    given, is told of each op whose outcome became unknown (the client may undo what it expected of
+    the reply; it must not send anything). ``on_wire(client_order_id)``, when set, is called right
+    after an op's frame is written (a measurement hook; it must not raise).
     """
 
     def __init__(
@@ -95,6 +97,7 @@ class WsOrderEntry(Generic[R]):
         costs: Mapping[str, Mapping[str, int]],
         on_ack: Callable[[WsOp, R], None],
         fallback: Callable[[WsOp], None],
+        on_unknown: Callable[[WsOp], None] | None = None,
         patience_s: float = 5.0,
         retry_backoff: BackoffSpec | None = None,
         rng: random.Random | None = None,
@@ -106,6 +109,7 @@ class WsOrderEntry(Generic[R]):
         self._wire = wire
         self._on_ack = on_ack
         self._fallback = fallback
+        self._on_unknown = on_unknown
         self._patience_s = patience_s
         self._retry_backoff = retry_backoff or BackoffSpec(base_s=0.1, cap_s=2.0)
         self._rng = rng or random.Random()
@@ -174,9 +178,13 @@ class WsOrderEntry(Generic[R]):
     def connection_lost(self) -> None:
         """The socket dropped: every op in flight has an unknown outcome (the OMS queries it)."""
         if self._pending:
-            self.unknown += len(self._pending)
-            log.warning("order ops in flight when the socket dropped", name=self.name, count=len(self._pending))
+            lost = list(self._pending.values())
             self._pending.clear()
+            self.unknown += len(lost)
+            log.warning("order ops in flight when the socket dropped", name=self.name, count=len(lost))
+            if self._on_unknown is not None:
+                for op in lost:
+                    self._on_unknown(op)
 
     def cancel_timers(self) -> None:
         for timer in self._timers:
@@ -191,6 +199,8 @@ class WsOrderEntry(Generic[R]):
             self.unknown += 1
             cid = op.cmd.client_order_id
             log.warning("order op outcome unknown", name=self.name, op=op.kind, client_order_id=cid)
+            if self._on_unknown is not None:
+                self._on_unknown(op)
             return
         if verdict is OpVerdict.RATE_LIMITED:
             loop = asyncio.get_running_loop()

@@ -15,11 +15,9 @@ blocked); the dialect answers raw requests the Binance way. Each test runs its o
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
-from contextlib import asynccontextmanager, contextmanager, suppress
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -27,11 +25,11 @@ import aiohttp
 import msgspec
 import pytest
 
+from tests.venues import ws_order_entry_support as shared
+from tests.venues.ws_order_entry_support import Commands, Rig, new_core, run, serve, until
 from tradeloop.core import fixed
 from tradeloop.core.clock import LiveClock
-from tradeloop.model.commands import AmendOrder, CancelOrder, QueryOrder, SubmitOrder
-from tradeloop.model.data import BookDeltas
-from tradeloop.model.enums import OrderStatus, OrderType, RejectReason, Side, TimeInForce
+from tradeloop.model.enums import OrderType, RejectReason, Side, TimeInForce
 from tradeloop.model.events import (
     Event,
     OrderAccepted,
@@ -39,8 +37,6 @@ from tradeloop.model.events import (
     OrderAmendRejected,
     OrderCanceled,
     OrderCancelRejected,
-    OrderEventBase,
-    OrderFilled,
     OrderRejected,
     OrderStatusReport,
 )
@@ -52,10 +48,11 @@ from tradeloop.venues.binance.connector import CONNECTOR, PRODUCTION, local_urls
 from tradeloop.venues.binance.execution import BinanceExecutionClient
 from tradeloop.venues.binance.simulator import BinanceDialect
 from tradeloop.venues.binance.simulator_auth import AuthError, check_ws_api
-from tradeloop.venues.binance.spec import RATE_LIMITS, WS_API_URL, BinanceMarket
+from tradeloop.venues.binance.spec import RATE_LIMITS, WS_API_METHODS, WS_API_URL, BinanceMarket
 from tradeloop.venues.binance.ws_wire import (
     BinanceOpWire,
-    op_tail,
+    read_tail,
+    signed_frame,
     ws_cancel_params,
     ws_cancel_replace_params,
     ws_keep_priority_params,
@@ -63,137 +60,55 @@ from tradeloop.venues.binance.ws_wire import (
     ws_reply,
     ws_verdict,
 )
-from tradeloop.venues.simulator.core import SimulatorCore
 from tradeloop.venues.simulator.server import VenueSimulator
 from tradeloop.venues.transport.backoff import BackoffSpec
 from tradeloop.venues.transport.order_entry import OpVerdict, WsOp
 from tradeloop.venues.transport.ratelimit import RateBudget, RateLimitSpec
-from tradeloop.venues.transport.rest import RestConfig
 from tradeloop.venues.transport.ws import WsSpec
 
 P = fixed.parse
 INST: Instrument = CONNECTOR.instruments()[0]
 IID = INST.id
 TICK = INST.tick_size
-MID = P("60000")
+MID = P("60000")  # the static book's mid
 CREDS = CONNECTOR.test_credentials()
-REST = RestConfig(timeout_s=1.0, connect_timeout_s=1.0, max_budget_wait_s=3.0)
 BALANCES = {"USDT": P("100000"), "BTC": P("1")}
 # Binance's published WebSocket API signing example (web-socket-api docs; public, never a real key).
 DOC_KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"
 DOC_SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
+CMDS = Commands(INST)
+submit_cmd, amend_cmd, cancel_cmd = CMDS.submit, CMDS.amend, CMDS.cancel
 
 
-def static_book(inst: Instrument = INST) -> BookDeltas:
-    bids = [(MID - k * TICK, P("0.5")) for k in range(10)]
-    asks = [(MID + (k + 1) * TICK, P("0.5")) for k in range(10)]
-    return BookDeltas(inst.id, 0, 0, 1, 1, bids, asks, snapshot=True)
-
-
-def new_core(clock: LiveClock) -> SimulatorCore:
-    core = SimulatorCore("binance", [INST], balances=BALANCES, clock=clock)
-    core.apply_market(static_book())
-    return core
-
-
-def submit_cmd(cid: str, side: Side, qty: str, price: str | None, **kw: Any) -> SubmitOrder:
-    return SubmitOrder(
-        ts=0,
-        strategy_id="t",
-        instrument_id=IID,
-        side=side,
-        qty=P(qty),
-        price=P(price) if price else None,
-        client_order_id=cid,
-        **kw,
-    )
-
-
-def amend_cmd(cid: str, price: str | None = None, qty: str | None = None) -> AmendOrder:
-    return AmendOrder(
-        ts=0,
-        strategy_id="t",
-        instrument_id=IID,
-        client_order_id=cid,
-        price=P(price) if price else None,
-        qty=P(qty) if qty else None,
-    )
-
-
-def cancel_cmd(cid: str) -> CancelOrder:
-    return CancelOrder(ts=0, strategy_id="t", instrument_id=IID, client_order_id=cid)
-
-
-@dataclass
-class Rig:
-    core: SimulatorCore
-    sim: VenueSimulator
-    dialect: BinanceDialect
-    ex: BinanceExecutionClient
-    events: list[Event] = field(default_factory=list)
-    wired: list[str] = field(default_factory=list)
-
-    def of(self, cid: str, kind: type[Event] | None = None) -> list[Event]:
-        return [
-            e
-            for e in self.events
-            if isinstance(e, OrderEventBase) and e.client_order_id == cid and (kind is None or isinstance(e, kind))
-        ]
-
-    def has(self, cid: str, kind: type[Event]) -> bool:
-        return bool(self.of(cid, kind))
-
-    def rest_orders(self) -> int:
-        return sum(n for k, n in self.dialect.requests.items() if k.startswith("rest:"))
-
+class BinanceRig(Rig[BinanceDialect, BinanceExecutionClient]):
     def ws_params(self, method: str) -> list[dict[str, str]]:
         return [params for m, params in self.dialect.ws_ops if m == method]
 
 
-async def until(cond: Callable[[], bool], what: str, timeout: float = 4.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not cond():
-        assert loop.time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.005)
+client = shared.client_factory(BinanceExecutionClient, CREDS, {IID: INST}, local_urls)
 
 
 @asynccontextmanager
 async def venue(
     *, order_entry: str = "websocket", budget: RateBudget | None = None, reconnect_after_s: float = 0.05
-) -> AsyncIterator[Rig]:
+) -> AsyncIterator[BinanceRig]:
     clock = LiveClock()
-    core = new_core(clock)
-    dialect = BinanceDialect()
-    sim = VenueSimulator(core, dialect, CREDS)
-    await sim.start()
-    events: list[Event] = []
     backoff = BackoffSpec(base_s=reconnect_after_s, cap_s=reconnect_after_s)
-    ex = BinanceExecutionClient(
-        CREDS,
-        {IID: INST},
-        clock,
-        events.append,
-        local_urls(sim.base_url),
-        rest_config=REST,
-        budget=budget,
-        private_ws=WsSpec(url="", backoff=BackoffSpec(base_s=0.05, cap_s=0.05)),
-        orders_ws=WsSpec(url="", backoff=backoff),
-        order_entry=order_entry,  # type: ignore[arg-type]
-    )
-    r = Rig(core, sim, dialect, ex, events)
-    ex.on_wire = r.wired.append
-    try:
-        await asyncio.wait_for(ex.start(), 5)
+
+    def connect(sim: VenueSimulator, events: list[Event]) -> BinanceExecutionClient:
+        return client(
+            sim,
+            events,
+            order_entry,
+            clock=clock,
+            budget=budget,
+            private_ws=WsSpec(url="", backoff=BackoffSpec(base_s=0.05, cap_s=0.05)),
+            orders_ws=WsSpec(url="", backoff=backoff),
+        )
+
+    core = new_core("binance", (INST,), BALANCES, clock)
+    async with serve(BinanceRig, core, BinanceDialect(), CREDS, connect, start_timeout_s=5) as r:
         yield r
-    finally:
-        with suppress(Exception):
-            await ex.stop()
-        await sim.stop()
-
-
-def run(coro: Coroutine[Any, Any, None]) -> None:
-    asyncio.run(asyncio.wait_for(coro, 20))
 
 
 # -- frames and replies, without sockets ----------------------------------------------------------
@@ -214,7 +129,7 @@ def test_the_signature_matches_the_documented_test_vector() -> None:
     doc_creds = Credentials("binance", "doc", DOC_KEY, DOC_SECRET)
     wire = BinanceOpWire(doc_creds, lambda: 1645423376532)
     frame = msgspec.json.decode(
-        wire.frame(3, WsOp("place", submit_cmd("x", Side.SELL, "1", "1"), op_tail("place", params)))
+        wire.frame(3, WsOp("place", submit_cmd("x", Side.SELL, "1", "1"), wire.tail("place", params)))
     )
     assert frame == {
         "id": 3,
@@ -255,7 +170,11 @@ def test_op_params_equal_the_rest_query_and_frames_pass_the_venues_check() -> No
     # Each frame is signed at send time with the wire's clock, and the simulator's check accepts it.
     wire = BinanceOpWire(CREDS, lambda: now)
     for n, (kind, params, _) in enumerate(cases):
-        frame = msgspec.json.decode(wire.frame(n, WsOp(kind, cancel, op_tail(kind, params))))
+        raw = wire.frame(n, WsOp(kind, cancel, wire.tail(kind, params)))
+        # Byte for byte the reference frame (params, apiKey, timestamp, signature), and the tail reads back.
+        assert raw == signed_frame(CREDS, n, WS_API_METHODS[kind], params, now)
+        assert read_tail(wire.tail(kind, params)) == (WS_API_METHODS[kind], params)
+        frame = msgspec.json.decode(raw)
         assert frame["id"] == n and frame["params"]["timestamp"] == str(now)
         check_ws_api(CREDS, frame["params"], now)
         with pytest.raises(AuthError):
@@ -297,9 +216,7 @@ def test_replies_and_their_verdicts() -> None:
 def test_place_amend_cancel_and_fill_go_over_the_websocket_api() -> None:
     async def main() -> None:
         async with venue() as r:
-            r.ex.submit(submit_cmd("ws1", Side.BUY, "0.02", "59990", post_only=True))
-            assert r.wired == ["ws1"], "written inside submit"
-            await until(lambda: r.has("ws1", OrderAccepted), "ws1 accepted")
+            await shared.placed_over_the_socket(r, submit_cmd("ws1", Side.BUY, "0.02", "59990", post_only=True))
             assert len(r.of("ws1")) == 1 and r.core.order("ws1") is not None
             (placed,) = r.ws_params("order.place")
             expected = ws_place_params(submit_cmd("ws1", Side.BUY, "0.02", "59990", post_only=True), INST)
@@ -316,15 +233,12 @@ def test_place_amend_cancel_and_fill_go_over_the_websocket_api() -> None:
             assert isinstance(amended, OrderAmended) and (amended.price, amended.qty) == (P("59980"), P("0.01"))
             venue_order = r.core.order("ws1")
             assert venue_order is not None and (venue_order.price, venue_order.qty) == (P("59980"), P("0.01"))
-            r.ex.cancel(cancel_cmd("ws1"))
-            await until(lambda: r.has("ws1", OrderCanceled), "ws1 canceled")
+            await shared.canceled_at_the_venue(r, cancel_cmd("ws1"))
             await asyncio.sleep(0.1)  # the stream's reports of the same facts are not passed on again
             assert [type(e) for e in r.of("ws1")] == [OrderAccepted, OrderAmended, OrderAmended, OrderCanceled]
             assert r.core.open_orders() == []
-            r.ex.submit(submit_cmd("ioc1", Side.BUY, "0.2", "60000.01", time_in_force=TimeInForce.IOC))
-            await until(lambda: r.has("ioc1", OrderFilled), "ioc1 filled")
-            (fill,) = r.of("ioc1", OrderFilled)
-            assert isinstance(fill, OrderFilled) and (fill.last_qty, fill.last_price) == (P("0.2"), MID + TICK)
+            ioc = submit_cmd("ioc1", Side.BUY, "0.2", "60000.01", time_in_force=TimeInForce.IOC)
+            await shared.filled_at(r, ioc, MID + TICK)
             assert r.dialect.requests == {
                 "ws:order.place": 2,
                 "ws:order.amend.keepPriority": 1,
@@ -332,8 +246,7 @@ def test_place_amend_cancel_and_fill_go_over_the_websocket_api() -> None:
                 "ws:order.cancel": 1,
             }
             assert r.rest_orders() == 0 and r.wired == ["ws1", "ws1", "ws1", "ws1", "ioc1"]
-            ws = r.ex.ws_orders
-            assert ws is not None and (ws.sent, ws.held, ws.fell_back, ws.in_flight) == (5, 0, 0, 0)
+            shared.all_sent_over_the_socket(r, 5)
             assert r.ex.budget.used("ORDERS_10S") >= 3, "WebSocket orders draw from the REST budget"
 
     run(main())
@@ -342,25 +255,15 @@ def test_place_amend_cancel_and_fill_go_over_the_websocket_api() -> None:
 def test_refusals_rate_limits_and_unknown_outcomes_over_the_websocket_api() -> None:
     async def main() -> None:
         async with venue() as r:
-            ws = r.ex.ws_orders
-            assert ws is not None
-            for cid, error, reason in (
+            refusals = (
                 ("poor1", "Account has insufficient balance for requested action.", RejectReason.INSUFFICIENT_BALANCE),
                 ("dup1", "Duplicate order sent.", RejectReason.DUPLICATE_CLIENT_ID),
                 ("bad1", "-1013", RejectReason.INVALID_ORDER),
                 ("late1", "-1021", RejectReason.TIMESTAMP_OUTSIDE_WINDOW),
-            ):
-                r.sim.faults.reject_next(error)
-                r.ex.submit(submit_cmd(cid, Side.BUY, "0.01", "59990"))
-                await until(lambda c=cid: bool(r.of(c)), f"{cid} answered")  # type: ignore[misc]
-                (rejected,) = r.of(cid)
-                assert isinstance(rejected, OrderRejected) and rejected.reason is reason, rejected
-                assert r.core.order(cid) is None
+            )
+            await shared.each_refused(r, CMDS, refusals)
             # A rate-limit reply (429, -1015): sent again, same client order id, new request id.
-            r.sim.faults.rate_limit_next(1)
-            r.ex.submit(submit_cmd("rl1", Side.BUY, "0.01", "59990"))
-            await until(lambda: r.has("rl1", OrderAccepted), "rl1 accepted after the retry")
-            assert r.sim.faults.consumed["rate_limit_next"] == 1 and ws.retried == 1
+            await shared.rate_limited_then_sent_again(r, CMDS)
             assert [p["newClientOrderId"] for p in r.ws_params("order.place")][-2:] == ["rl1", "rl1"]
             # Amend and cancel refusals map like REST.
             r.ex.cancel(cancel_cmd("nosuch2"))
@@ -374,23 +277,12 @@ def test_refusals_rate_limits_and_unknown_outcomes_over_the_websocket_api() -> N
             (amend_refused,) = r.of("rl1", OrderAmendRejected)
             assert isinstance(amend_refused, OrderAmendRejected) and amend_refused.reason is RejectReason.UNKNOWN_ORDER
             # -1007 "timeout waiting for response": nothing emitted, the query settles it.
-            r.sim.faults.reject_next("-1007")
-            r.ex.submit(submit_cmd("unk1", Side.BUY, "0.01", "59990"))
-            await until(lambda: ws.unknown == 1, "the unknown outcome noted")
-            await asyncio.sleep(0.05)
-            assert r.of("unk1") == []
-            r.ex.query(QueryOrder(ts=0, instrument_id=IID, client_order_id="unk1"))
-            await until(lambda: r.has("unk1", OrderStatusReport), "unk1 report")
-            (report,) = r.of("unk1")
-            assert isinstance(report, OrderStatusReport) and report.status is None
+            await shared.unknown_outcome_left_to_the_query(r, CMDS, "-1007")
             # A command Binance cannot take: refused without sending, and not from inside the submit call.
-            sent = sum(r.dialect.requests.values())
-            r.ex.submit(submit_cmd("nopx1", Side.BUY, "0.01", None))
-            assert r.of("nopx1") == []
-            await until(lambda: bool(r.of("nopx1")), "nopx1 refused")
-            (nopx,) = r.of("nopx1")
-            assert isinstance(nopx, OrderRejected) and nopx.reason is RejectReason.INVALID_ORDER
-            assert sum(r.dialect.requests.values()) == sent and r.rest_orders() == 0
+            await shared.refused_without_sending(
+                r, submit_cmd("nopx1", Side.BUY, "0.01", None), lambda: sum(r.dialect.requests.values())
+            )
+            assert r.rest_orders() == 0
 
     run(main())
 
@@ -400,21 +292,12 @@ def test_socket_lost_before_the_reply_emits_nothing_and_the_query_resolves_it_wi
         async with venue() as r:
             socket, ws = r.ex.socket, r.ex.ws_orders
             assert socket is not None and ws is not None
-            connects = socket.counters.connects
-            r.ex.submit(submit_cmd("lost1", Side.BUY, "0.01", "59985"))
-            socket.drop("test: lost before the reply")  # the frame is out; its reply will not arrive
-            assert not socket.ready
-            await until(lambda: r.core.order("lost1") is not None, "the venue placed the order")
-            await until(lambda: socket.ready and socket.counters.connects == connects + 1, "reconnected")
+            await shared.lose_the_reply(r, CMDS)
             await asyncio.sleep(0.1)
             assert ws.unknown == 1
             assert not r.has("lost1", OrderRejected) and not r.has("lost1", OrderStatusReport)
-            r.ex.query(QueryOrder(ts=0, instrument_id=IID, client_order_id="lost1"))
-            await until(lambda: r.has("lost1", OrderStatusReport), "lost1 report")
-            (report,) = r.of("lost1", OrderStatusReport)
-            assert isinstance(report, OrderStatusReport) and report.status is OrderStatus.ACCEPTED
+            report = await shared.query_reports_it_accepted(r, CMDS)
             assert report.venue_order_id is not None and report.qty == P("0.01")
-            assert [o.client_order_id for o in r.core.open_orders()] == ["lost1"]
             assert r.dialect.requests["ws:order.place"] == 1 and r.rest_orders() == 0, "never sent again"
             # A keep-priority amend lost the same way is no longer expected (as over REST): a later
             # amend is planned afresh, not held behind the lost one.
@@ -427,8 +310,7 @@ def test_socket_lost_before_the_reply_emits_nothing_and_the_query_resolves_it_wi
             await until(lambda: ws.unknown == 2, "the amend's outcome unknown")
             assert not tracked.amend_pending
             await until(lambda: socket.ready, "reconnected again")
-            r.ex.cancel(cancel_cmd("lost1"))
-            await until(lambda: r.core.open_orders() == [], "canceled over the new connection")
+            await shared.canceled_over_the_new_connection(r, CMDS)
             assert r.dialect.requests["ws:order.cancel"] == 1
 
     run(main())
@@ -437,19 +319,14 @@ def test_socket_lost_before_the_reply_emits_nothing_and_the_query_resolves_it_wi
 def test_orders_go_over_rest_while_the_socket_is_down() -> None:
     async def main() -> None:
         async with venue(reconnect_after_s=0.8) as r:
-            socket, ws = r.ex.socket, r.ex.ws_orders
-            assert socket is not None and ws is not None
-            r.sim.faults.drop_connections()
-            await until(lambda: not socket.ready, "the socket down")
-            r.ex.submit(submit_cmd("rest1", Side.BUY, "0.02", "59990"))
-            assert r.wired == [], "nothing written to a socket"
-            await until(lambda: r.has("rest1", OrderAccepted), "rest1 accepted over REST")
-            assert r.dialect.requests["rest:/api/v3/order"] == 1 and "ws:order.place" not in r.dialect.requests
-            assert ws.fell_back == 1
-            await until(lambda: socket.ready, "the socket back", timeout=5.0)
-            r.ex.amend(amend_cmd("rest1", qty="0.01"))
-            await until(lambda: r.has("rest1", OrderAmended), "amended over the WebSocket API")
-            assert r.dialect.requests["ws:order.amend.keepPriority"] == 1 and r.wired == ["rest1"]
+            await shared.orders_go_over_rest_while_down(
+                r,
+                r.sim.faults.drop_connections,
+                submit_cmd("rest1", Side.BUY, "0.02", "59990"),
+                amend_cmd("rest1", qty="0.01"),
+                lambda: r.dialect.requests["rest:/api/v3/order"] == 1 and "ws:order.place" not in r.dialect.requests,
+                lambda: r.dialect.requests["ws:order.amend.keepPriority"] == 1,
+            )
 
     run(main())
 
@@ -468,15 +345,10 @@ def test_rest_order_entry_keeps_orders_off_the_socket() -> None:
             assert r.dialect.requests["rest:/api/v3/order/cancelReplace"] == 1
 
     run(main())
-    with pytest.raises(ValueError, match="order_entry"):
-        BinanceExecutionClient(
-            CREDS,
-            {IID: INST},
-            LiveClock(),
-            print,
-            local_urls("http://127.0.0.1:1"),
-            order_entry="fix",  # type: ignore[arg-type]
-        )
+    urls = local_urls("http://127.0.0.1:1")
+    shared.refuses_an_unknown_order_entry(
+        lambda **kw: BinanceExecutionClient(CREDS, {IID: INST}, LiveClock(), print, urls, **kw)
+    )
     usdm = BinanceExecutionClient(CREDS, {}, LiveClock(), print, PRODUCTION, market=BinanceMarket.USDM)
     assert usdm.order_entry == "rest", "USD-M orders stay on REST"
     assert (
@@ -493,15 +365,7 @@ def test_the_rate_budget_holds_an_op_and_a_timer_sends_it() -> None:
 
     async def main() -> None:
         async with venue(budget=RateBudget("binance", "test", tight)) as r:
-            ws = r.ex.ws_orders
-            assert ws is not None
-            r.ex.submit(submit_cmd("b1", Side.BUY, "0.01", "59990"))
-            r.ex.submit(submit_cmd("b2", Side.BUY, "0.01", "59989"))
-            assert r.wired == ["b1"] and ws.held == 1, "b2 waits for the budget, without blocking the caller"
-            sent_at = asyncio.get_running_loop().time()
-            await until(lambda: r.has("b2", OrderAccepted), "b2 sent by the timer and accepted")
-            assert asyncio.get_running_loop().time() - sent_at >= 0.3
-            assert r.wired == ["b1", "b2"] and r.has("b1", OrderAccepted) and r.rest_orders() == 0
+            await shared.the_budget_holds_an_op_for_a_timer(r, CMDS)
 
     run(main())
 
@@ -509,75 +373,14 @@ def test_the_rate_budget_holds_an_op_and_a_timer_sends_it() -> None:
 # -- the frame leaves inside the call -------------------------------------------------------------
 
 
-@contextmanager
-def threaded_simulator() -> Iterator[VenueSimulator]:
-    """The Binance simulator on its own thread and event loop: it reads and acts on frames while the
-    test's loop is blocked."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="binance-sim", daemon=True)
-    thread.start()
-
-    async def build() -> VenueSimulator:
-        sim = VenueSimulator(new_core(LiveClock()), BinanceDialect(), CREDS)
-        await sim.start()
-        return sim
-
-    sim = asyncio.run_coroutine_threadsafe(build(), loop).result(10)
-    try:
-        yield sim
-    finally:
-        asyncio.run_coroutine_threadsafe(sim.stop(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)
-        loop.close()
-
-
-def blocked_until(cond: Callable[[], bool], timeout_s: float = 2.0) -> bool:
-    """Block this thread (and so the client's event loop) until ``cond`` holds; whether it did."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.002)
-    return cond()
-
-
 @pytest.mark.parametrize("order_entry", ["websocket", "rest"])
 def test_the_order_frame_is_written_before_submit_returns(order_entry: str) -> None:
-    with threaded_simulator() as sim:
+    def simulator() -> VenueSimulator:
+        return VenueSimulator(new_core("binance", (INST,), BALANCES, LiveClock()), BinanceDialect(), CREDS)
 
-        async def main() -> None:
-            events: list[Event] = []
-            ex_rest = order_entry == "rest"
-            ex = BinanceExecutionClient(
-                CREDS,
-                {IID: INST},
-                LiveClock(),
-                events.append,
-                local_urls(sim.base_url),
-                rest_config=REST,
-                order_entry="rest" if ex_rest else "websocket",
-            )
-            await ex.start()
-            try:
-                ex.submit(submit_cmd("sync1", Side.BUY, "0.02", "59990"))
-                # No await from here: the client's loop cannot run until the checks below are done.
-                placed = blocked_until(lambda: sim.core.order("sync1") is not None, 1.0 if ex_rest else 2.0)
-                if ex_rest:  # the control: a request handed to a task is not out while the loop is blocked
-                    assert not placed
-                    return
-                assert placed, "the order frame was not written before submit returned"
-                await until(lambda: any(isinstance(e, OrderAccepted) for e in events), "accepted")
-                ex.amend(amend_cmd("sync1", qty="0.01"))
-                assert blocked_until(lambda: getattr(sim.core.order("sync1"), "qty", None) == P("0.01"))
-                await until(lambda: any(isinstance(e, OrderAmended) for e in events), "amended")
-                ex.cancel(cancel_cmd("sync1"))
-                assert blocked_until(lambda: sim.core.open_orders() == [])
-                await until(lambda: any(isinstance(e, OrderCanceled) for e in events), "the events follow")
-            finally:
-                await ex.stop()
-
-        run(main())
+    shared.frame_written_before_submit_returns(
+        order_entry, CMDS, simulator, "binance-sim", client, qty="0.02", amend_qty="0.01", events_between=True
+    )  # a keep-priority amend: the place must be acknowledged first
 
 
 # -- the dialect, raw -----------------------------------------------------------------------------
@@ -585,7 +388,7 @@ def test_the_order_frame_is_written_before_submit_returns(order_entry: str) -> N
 
 def test_the_simulator_answers_order_methods_the_binance_way() -> None:
     async def main() -> None:
-        core = new_core(LiveClock())
+        core = new_core("binance", (INST,), BALANCES, LiveClock())
         dialect = BinanceDialect()
         sim = VenueSimulator(core, dialect, CREDS)
         await sim.start()

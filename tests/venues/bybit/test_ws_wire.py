@@ -14,10 +14,9 @@ from typing import Any
 import msgspec
 import pytest
 
+from tests.venues.ws_order_entry_support import Commands
 from tradeloop.core import fixed
-from tradeloop.model.commands import AmendOrder, CancelOrder, SubmitOrder
 from tradeloop.model.enums import OrderType, Side, TimeInForce
-from tradeloop.model.instrument import Instrument
 from tradeloop.venues.bybit import orders, spec
 from tradeloop.venues.bybit.connector import CONNECTOR
 from tradeloop.venues.bybit.ws_wire import (
@@ -36,34 +35,8 @@ BTC = spec.INSTRUMENTS[spec.VENUE_SPOT][0]
 LINEAR = spec.INSTRUMENTS[spec.VENUE_LINEAR][0]
 CREDS = CONNECTOR.test_credentials()
 DATA = Path("/work/shared/data/bybit/ws_private")
-
-
-def submit_cmd(cid: str, side: Side, qty: str, price: str | None, inst: Instrument = BTC, **kw: Any) -> SubmitOrder:
-    return SubmitOrder(
-        ts=0,
-        strategy_id="t",
-        instrument_id=inst.id,
-        side=side,
-        qty=P(qty),
-        price=P(price) if price else None,
-        client_order_id=cid,
-        **kw,
-    )
-
-
-def amend_cmd(cid: str, price: str | None = None, qty: str | None = None, inst: Instrument = BTC) -> AmendOrder:
-    return AmendOrder(
-        ts=0,
-        strategy_id="t",
-        instrument_id=inst.id,
-        client_order_id=cid,
-        price=P(price) if price else None,
-        qty=P(qty) if qty else None,
-    )
-
-
-def cancel_cmd(cid: str) -> CancelOrder:
-    return CancelOrder(ts=0, strategy_id="t", instrument_id=BTC.id, client_order_id=cid)
+CMDS = Commands(BTC)
+submit_cmd, amend_cmd, cancel_cmd = CMDS.submit, CMDS.amend, CMDS.cancel
 
 
 def test_frames_carry_the_rest_bodies_byte_for_byte() -> None:

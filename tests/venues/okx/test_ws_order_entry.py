@@ -12,34 +12,22 @@ dialect answers raw order ops the OKX way. Each test runs its own simulator; the
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
-from contextlib import asynccontextmanager, contextmanager, suppress
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
 import msgspec
 import pytest
 
+from tests.venues import ws_order_entry_support as shared
+from tests.venues.ws_order_entry_support import Commands, Rig, new_core, run, serve, until
 from tradeloop.core import fixed
 from tradeloop.core.clock import LiveClock
-from tradeloop.model.commands import AmendOrder, CancelOrder, QueryOrder, SubmitOrder
-from tradeloop.model.data import BookDeltas
-from tradeloop.model.enums import OrderStatus, OrderType, RejectReason, Side, TimeInForce
-from tradeloop.model.events import (
-    Event,
-    OrderAccepted,
-    OrderAmended,
-    OrderAmendRejected,
-    OrderCanceled,
-    OrderCancelRejected,
-    OrderEventBase,
-    OrderFilled,
-    OrderRejected,
-    OrderStatusReport,
-)
+from tradeloop.model.commands import AmendOrder, CancelOrder, SubmitOrder
+from tradeloop.model.enums import OrderType, RejectReason, Side, TimeInForce
+from tradeloop.model.events import Event, OrderAccepted
 from tradeloop.model.instrument import Instrument
 from tradeloop.venues.okx.auth import ws_login_args
 from tradeloop.venues.okx.connector import CONNECTOR, local_urls
@@ -56,88 +44,21 @@ from tradeloop.venues.okx.ws_wire import (
     ws_reply,
     ws_request,
 )
-from tradeloop.venues.simulator.core import SimulatorCore
 from tradeloop.venues.simulator.server import VenueSimulator
-from tradeloop.venues.transport.backoff import BackoffSpec, JitterMode
 from tradeloop.venues.transport.ratelimit import RateBudget, RateLimitSpec
-from tradeloop.venues.transport.rest import RestConfig
 
 P = fixed.parse
 SPECS = instruments_by_symbol()
 BTC = SPECS["BTC-USDT"].instrument()
 SWAP = SPECS["BTC-USDT-SWAP"].instrument()
 CREDS = CONNECTOR.test_credentials()
-REST = RestConfig(timeout_s=1.0, connect_timeout_s=1.0, max_budget_wait_s=3.0)
 BALANCES = {"USDT": P("100000"), "BTC": P("1")}
+CMDS = Commands(BTC)
+submit_cmd, amend_cmd, cancel_cmd = CMDS.submit, CMDS.amend, CMDS.cancel
+OkxRig = Rig[OkxDialect, OkxExecutionClient]
 
 
-def static_book(inst: Instrument, mid: str = "60000") -> BookDeltas:
-    tick, m = inst.tick_size, P(mid)
-    bids = [(m - k * tick, P("0.5")) for k in range(10)]
-    asks = [(m + (k + 1) * tick, P("0.5")) for k in range(10)]
-    return BookDeltas(inst.id, 0, 0, 1, 1, bids, asks, snapshot=True)
-
-
-def new_core(insts: tuple[Instrument, ...], clock: LiveClock) -> SimulatorCore:
-    core = SimulatorCore("okx", list(insts), balances=BALANCES, clock=clock)
-    for inst in insts:
-        core.apply_market(static_book(inst))
-    return core
-
-
-def submit_cmd(cid: str, side: Side, qty: str, price: str | None, inst: Instrument = BTC, **kw: Any) -> SubmitOrder:
-    return SubmitOrder(
-        ts=0,
-        strategy_id="t",
-        instrument_id=inst.id,
-        side=side,
-        qty=P(qty),
-        price=P(price) if price else None,
-        client_order_id=cid,
-        **kw,
-    )
-
-
-def amend_cmd(cid: str, price: str | None = None, qty: str | None = None) -> AmendOrder:
-    return AmendOrder(
-        ts=0,
-        strategy_id="t",
-        instrument_id=BTC.id,
-        client_order_id=cid,
-        price=P(price) if price else None,
-        qty=P(qty) if qty else None,
-    )
-
-
-def cancel_cmd(cid: str) -> CancelOrder:
-    return CancelOrder(ts=0, strategy_id="t", instrument_id=BTC.id, client_order_id=cid)
-
-
-@dataclass
-class Rig:
-    core: SimulatorCore
-    sim: VenueSimulator
-    dialect: OkxDialect
-    ex: OkxExecutionClient
-    events: list[Event] = field(default_factory=list)
-    wired: list[str] = field(default_factory=list)
-
-    def of(self, cid: str) -> list[Event]:
-        return [e for e in self.events if isinstance(e, OrderEventBase) and e.client_order_id == cid]
-
-    def has(self, cid: str, kind: type[Event]) -> bool:
-        return any(isinstance(e, kind) for e in self.of(cid))
-
-    def rest_orders(self) -> int:
-        return sum(n for k, n in self.dialect.requests.items() if k.startswith("rest:"))
-
-
-async def until(cond: Callable[[], bool], what: str, timeout: float = 4.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not cond():
-        assert loop.time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.005)
+client = shared.client_factory(OkxExecutionClient, CREDS, {BTC.id: BTC}, local_urls)
 
 
 @asynccontextmanager
@@ -148,38 +69,17 @@ async def venue(
     budget: RateBudget | None = None,
     reconnect_after_s: float = 0.05,
     insts: tuple[Instrument, ...] = (BTC,),
-) -> AsyncIterator[Rig]:
+) -> AsyncIterator[OkxRig]:
     clock = LiveClock()
-    core = new_core(insts, clock)
-    dialect = OkxDialect(inst_id_codes=inst_id_codes)
-    sim = VenueSimulator(core, dialect, CREDS)
-    await sim.start()
-    events: list[Event] = []
-    backoff = BackoffSpec(base_s=reconnect_after_s, cap_s=reconnect_after_s, jitter=JitterMode.DECORRELATED)
-    ex = OkxExecutionClient(
-        CREDS,
-        {i.id: i for i in insts},
-        clock,
-        events.append,
-        local_urls(sim.base_url),
-        rest_config=REST,
-        ws_spec=msgspec.structs.replace(WS_PRIVATE, backoff=backoff),
-        budget=budget,
-        order_entry=order_entry,  # type: ignore[arg-type]
-    )
-    r = Rig(core, sim, dialect, ex, events)
-    ex.on_wire = r.wired.append
-    try:
-        await ex.start()
+    ws_spec = msgspec.structs.replace(WS_PRIVATE, backoff=shared.reconnect_backoff(reconnect_after_s))
+
+    def connect(sim: VenueSimulator, events: list[Event]) -> OkxExecutionClient:
+        instruments = {i.id: i for i in insts}
+        return client(sim, events, order_entry, instruments=instruments, clock=clock, ws_spec=ws_spec, budget=budget)
+
+    core = new_core("okx", insts, BALANCES, clock)
+    async with serve(OkxRig, core, OkxDialect(inst_id_codes=inst_id_codes), CREDS, connect) as r:
         yield r
-    finally:
-        with suppress(Exception):
-            await ex.stop()
-        await sim.stop()
-
-
-def run(coro: Coroutine[Any, Any, None]) -> None:
-    asyncio.run(asyncio.wait_for(coro, 20))
 
 
 # -- the frames, without sockets ------------------------------------------------------------------
@@ -261,9 +161,7 @@ def test_place_amend_cancel_and_fill_go_over_the_websocket() -> None:
     async def main() -> None:
         async with venue() as r:
             code = r.dialect.specs["BTC-USDT"].inst_id_code
-            r.ex.submit(submit_cmd("ws1", Side.BUY, "0.01", "59990", post_only=True))
-            assert r.wired == ["ws1"], "written inside submit"
-            await until(lambda: r.has("ws1", OrderAccepted), "ws1 accepted")
+            await shared.placed_over_the_socket(r, submit_cmd("ws1", Side.BUY, "0.01", "59990", post_only=True))
             (accepted,) = r.of("ws1")
             venue_order = r.core.order("ws1")
             assert venue_order is not None
@@ -283,23 +181,16 @@ def test_place_amend_cancel_and_fill_go_over_the_websocket() -> None:
                     }
                 ],
             )
-            r.ex.amend(amend_cmd("ws1", price="59980.5", qty="0.02"))
-            await until(lambda: r.has("ws1", OrderAmended), "ws1 amended")
-            (amended,) = [e for e in r.of("ws1") if isinstance(e, OrderAmended)]
-            assert (amended.price, amended.qty) == (P("59980.5"), P("0.02"))
+            await shared.amended_to(r, amend_cmd("ws1", price="59980.5", qty="0.02"))
             venue_order = r.core.order("ws1")
             assert venue_order is not None and (venue_order.price, venue_order.qty) == (P("59980.5"), P("0.02"))
-            r.ex.cancel(cancel_cmd("ws1"))
-            await until(lambda: r.has("ws1", OrderCanceled), "ws1 canceled")
-            assert r.core.open_orders() == []
-            r.ex.submit(submit_cmd("ioc1", Side.BUY, "0.2", "60000.1", time_in_force=TimeInForce.IOC))
-            await until(lambda: r.has("ioc1", OrderFilled), "ioc1 filled")
-            (fill,) = [e for e in r.of("ioc1") if isinstance(e, OrderFilled)]
-            assert (fill.last_qty, fill.last_price) == (P("0.2"), P("60000.1")) and fill.fee > 0
+            await shared.canceled_at_the_venue(r, cancel_cmd("ws1"))
+            ioc = submit_cmd("ioc1", Side.BUY, "0.2", "60000.1", time_in_force=TimeInForce.IOC)
+            fill = await shared.filled_at(r, ioc, P("60000.1"))
+            assert fill.fee > 0
             assert r.dialect.requests == {"ws:order": 2, "ws:amend-order": 1, "ws:cancel-order": 1}
             assert r.rest_orders() == 0 and r.wired == ["ws1", "ws1", "ws1", "ioc1"]
-            ws = r.ex.ws_orders
-            assert ws is not None and (ws.sent, ws.held, ws.fell_back, ws.in_flight) == (4, 0, 0, 0)
+            shared.all_sent_over_the_socket(r, 4)
 
     run(main())
 
@@ -307,51 +198,21 @@ def test_place_amend_cancel_and_fill_go_over_the_websocket() -> None:
 def test_refusals_rate_limits_and_unknown_outcomes_over_the_websocket() -> None:
     async def main() -> None:
         async with venue() as r:
-            ws = r.ex.ws_orders
-            assert ws is not None
-            for cid, error, reason in (
+            refusals = (
                 ("poor1", "51008", RejectReason.INSUFFICIENT_BALANCE),
                 ("dup1", "51016 Duplicated clOrdId", RejectReason.DUPLICATE_CLIENT_ID),
                 ("bad1", "51000", RejectReason.INVALID_ORDER),
-            ):
-                r.sim.faults.reject_next(error)
-                r.ex.submit(submit_cmd(cid, Side.BUY, "0.01", "59990"))
-                await until(lambda c=cid: bool(r.of(c)), f"{cid} answered")  # type: ignore[misc]
-                (rejected,) = r.of(cid)
-                assert isinstance(rejected, OrderRejected) and rejected.reason is reason, rejected
-                assert r.core.order(cid) is None
+            )
+            await shared.each_refused(r, CMDS, refusals)
             # A rate-limit reply (code 60014, no items): sent again, same clOrdId, new request id.
-            r.sim.faults.rate_limit_next(1)
-            r.ex.submit(submit_cmd("rl1", Side.BUY, "0.01", "59990"))
-            await until(lambda: r.has("rl1", OrderAccepted), "rl1 accepted after the retry")
-            assert r.sim.faults.consumed["rate_limit_next"] == 1 and ws.retried == 1
+            await shared.rate_limited_then_sent_again(r, CMDS)
             assert [args[0]["clOrdId"] for op, args in r.dialect.ws_ops if op == "order"][-2:] == ["rl1", "rl1"]
-            # Amend and cancel refusals map like REST.
-            r.ex.amend(amend_cmd("nosuch1", price="59000"))
-            r.ex.cancel(cancel_cmd("nosuch2"))
-            await until(lambda: bool(r.of("nosuch1")) and bool(r.of("nosuch2")), "refusals")
-            (amend_refused,) = r.of("nosuch1")
-            (cancel_refused,) = r.of("nosuch2")
-            assert isinstance(amend_refused, OrderAmendRejected) and amend_refused.reason is RejectReason.UNKNOWN_ORDER
-            assert isinstance(cancel_refused, OrderCancelRejected)
-            assert cancel_refused.reason is RejectReason.UNKNOWN_ORDER
+            await shared.amend_and_cancel_refused(r, CMDS)
             # 50004 "does not indicate success or failure": nothing emitted, the query settles it.
-            r.sim.faults.reject_next("50004")
-            r.ex.submit(submit_cmd("unk1", Side.BUY, "0.01", "59990"))
-            await until(lambda: ws.unknown == 1, "the unknown outcome noted")
-            await asyncio.sleep(0.05)
-            assert r.of("unk1") == []
-            r.ex.query(QueryOrder(ts=0, instrument_id=BTC.id, client_order_id="unk1"))
-            await until(lambda: r.has("unk1", OrderStatusReport), "unk1 report")
-            (report,) = r.of("unk1")
-            assert isinstance(report, OrderStatusReport) and report.status is None
+            await shared.unknown_outcome_left_to_the_query(r, CMDS, "50004")
             # A command OKX cannot take: refused without sending, and not from inside the submit call.
-            ops = sum(r.dialect.requests.values())
-            r.ex.submit(submit_cmd("mkt1", Side.BUY, "0.01", None, order_type=OrderType.MARKET, post_only=True))
-            assert r.of("mkt1") == []
-            await until(lambda: bool(r.of("mkt1")), "mkt1 refused")
-            assert isinstance(r.of("mkt1")[0], OrderRejected) and r.of("mkt1")[0].reason is RejectReason.INVALID_ORDER  # type: ignore[attr-defined]
-            assert sum(r.dialect.requests.values()) == ops
+            market = submit_cmd("mkt1", Side.BUY, "0.01", None, order_type=OrderType.MARKET, post_only=True)
+            await shared.refused_without_sending(r, market, lambda: sum(r.dialect.requests.values()))
 
     run(main())
 
@@ -359,28 +220,18 @@ def test_refusals_rate_limits_and_unknown_outcomes_over_the_websocket() -> None:
 def test_socket_lost_before_the_reply_emits_nothing_and_the_query_resolves_it_without_a_duplicate() -> None:
     async def main() -> None:
         async with venue() as r:
-            socket, ws = r.ex.socket, r.ex.ws_orders
-            assert socket is not None and ws is not None
-            connects = socket.counters.connects
-            r.ex.submit(submit_cmd("lost1", Side.BUY, "0.01", "59985"))
-            socket.drop("test: lost before the reply")  # the frame is out; its reply and push will not arrive
-            assert not socket.ready
-            await until(lambda: r.core.order("lost1") is not None, "the venue placed the order")
-            await until(lambda: socket.ready and socket.counters.connects == connects + 1, "reconnected")
+            ws = r.ex.ws_orders
+            assert r.ex.socket is not None and ws is not None
+            await shared.lose_the_reply(r, CMDS)  # its reply and push will not arrive
             await asyncio.sleep(0.1)
             assert r.of("lost1") == [] and ws.unknown == 1
-            r.ex.query(QueryOrder(ts=0, instrument_id=BTC.id, client_order_id="lost1"))
-            await until(lambda: r.has("lost1", OrderStatusReport), "lost1 report")
-            (report,) = r.of("lost1")
+            report = await shared.query_reports_it_accepted(r, CMDS)
             venue_order = r.core.order("lost1")
-            assert venue_order is not None
-            assert isinstance(report, OrderStatusReport) and report.status is OrderStatus.ACCEPTED
+            assert venue_order is not None and len(r.of("lost1")) == 1
             assert report.venue_order_id == venue_order.venue_order_id
-            assert [o.client_order_id for o in r.core.open_orders()] == ["lost1"]
             assert r.dialect.requests["ws:order"] == 1 and r.rest_orders() == 0, "never sent again"
             # The reconnected socket takes orders again.
-            r.ex.cancel(cancel_cmd("lost1"))
-            await until(lambda: r.core.open_orders() == [], "canceled over the new connection")
+            await shared.canceled_over_the_new_connection(r, CMDS)
 
     run(main())
 
@@ -388,19 +239,16 @@ def test_socket_lost_before_the_reply_emits_nothing_and_the_query_resolves_it_wi
 def test_orders_go_over_rest_while_the_socket_is_down() -> None:
     async def main() -> None:
         async with venue(reconnect_after_s=0.8) as r:
-            socket, ws = r.ex.socket, r.ex.ws_orders
-            assert socket is not None and ws is not None
-            r.sim.faults.drop_connections()
-            await until(lambda: not socket.ready, "the socket down")
-            r.ex.submit(submit_cmd("rest1", Side.BUY, "0.01", "59990"))
-            assert r.wired == [], "nothing written to a socket"
-            await until(lambda: r.has("rest1", OrderAccepted), "rest1 accepted over REST")
-            assert r.dialect.requests["rest:/api/v5/trade/batch-orders"] == 1 and "ws:order" not in r.dialect.requests
-            assert ws.fell_back == 1
-            await until(lambda: socket.ready, "the socket back", timeout=5.0)
-            r.ex.amend(amend_cmd("rest1", price="59970"))
-            await until(lambda: r.has("rest1", OrderAmended), "amended over the WebSocket")
-            assert r.dialect.requests["ws:amend-order"] == 1 and r.wired == ["rest1"]
+            await shared.orders_go_over_rest_while_down(
+                r,
+                r.sim.faults.drop_connections,
+                submit_cmd("rest1", Side.BUY, "0.01", "59990"),
+                amend_cmd("rest1", price="59970"),
+                lambda: (
+                    r.dialect.requests["rest:/api/v5/trade/batch-orders"] == 1 and "ws:order" not in r.dialect.requests
+                ),
+                lambda: r.dialect.requests["ws:amend-order"] == 1,
+            )
 
     run(main())
 
@@ -414,10 +262,10 @@ def test_rest_order_entry_keeps_orders_off_the_socket() -> None:
             assert r.wired == [] and not any(k.startswith("ws:") for k in r.dialect.requests)
 
     run(main())
-    with pytest.raises(ValueError, match="order_entry"):
-        OkxExecutionClient(
-            CREDS, {BTC.id: BTC}, LiveClock(), print, local_urls("http://127.0.0.1:1"), order_entry="fix"
-        )  # type: ignore[arg-type]
+    urls = local_urls("http://127.0.0.1:1")
+    shared.refuses_an_unknown_order_entry(
+        lambda **kw: OkxExecutionClient(CREDS, {BTC.id: BTC}, LiveClock(), print, urls, **kw)
+    )
 
 
 def test_the_rate_budget_holds_an_op_and_a_timer_sends_it() -> None:
@@ -428,15 +276,7 @@ def test_the_rate_budget_holds_an_op_and_a_timer_sends_it() -> None:
 
     async def main() -> None:
         async with venue(budget=RateBudget("okx", "test", tight)) as r:
-            ws = r.ex.ws_orders
-            assert ws is not None
-            r.ex.submit(submit_cmd("b1", Side.BUY, "0.01", "59990"))
-            r.ex.submit(submit_cmd("b2", Side.BUY, "0.01", "59989"))
-            assert r.wired == ["b1"] and ws.held == 1, "b2 waits for the budget, without blocking the caller"
-            sent_at = asyncio.get_running_loop().time()
-            await until(lambda: r.has("b2", OrderAccepted), "b2 sent by the timer and accepted")
-            assert asyncio.get_running_loop().time() - sent_at >= 0.3
-            assert r.wired == ["b1", "b2"] and r.has("b1", OrderAccepted) and r.rest_orders() == 0
+            await shared.the_budget_holds_an_op_for_a_timer(r, CMDS)
 
     run(main())
 
@@ -465,73 +305,12 @@ def test_instruments_by_code_or_by_name() -> None:
 # -- the frame leaves inside the call -------------------------------------------------------------
 
 
-@contextmanager
-def threaded_simulator() -> Iterator[tuple[VenueSimulator, asyncio.AbstractEventLoop]]:
-    """The OKX simulator on its own thread and event loop: it reads and acts on frames while the test's
-    loop is blocked."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="okx-sim", daemon=True)
-    thread.start()
-
-    async def build() -> VenueSimulator:
-        sim = VenueSimulator(new_core((BTC,), LiveClock()), OkxDialect(), CREDS)
-        await sim.start()
-        return sim
-
-    sim = asyncio.run_coroutine_threadsafe(build(), loop).result(10)
-    try:
-        yield sim, loop
-    finally:
-        asyncio.run_coroutine_threadsafe(sim.stop(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)
-        loop.close()
-
-
-def blocked_until(cond: Callable[[], bool], timeout_s: float = 2.0) -> bool:
-    """Block this thread (and so the client's event loop) until ``cond`` holds; whether it did."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.002)
-    return cond()
-
-
 @pytest.mark.parametrize("order_entry", ["websocket", "rest"])
 def test_the_order_frame_is_written_before_submit_returns(order_entry: str) -> None:
-    with threaded_simulator() as (sim, _):
+    def simulator() -> VenueSimulator:
+        return VenueSimulator(new_core("okx", (BTC,), BALANCES, LiveClock()), OkxDialect(), CREDS)
 
-        async def main() -> None:
-            events: list[Event] = []
-            ex_rest = order_entry == "rest"
-            ex = OkxExecutionClient(
-                CREDS,
-                {BTC.id: BTC},
-                LiveClock(),
-                events.append,
-                local_urls(sim.base_url),
-                rest_config=REST,
-                order_entry="rest" if ex_rest else "websocket",
-            )
-            await ex.start()
-            try:
-                ex.submit(submit_cmd("sync1", Side.BUY, "0.01", "59990"))
-                # No await from here: the client's loop cannot run until the checks below are done.
-                placed = blocked_until(lambda: sim.core.order("sync1") is not None, 1.0 if ex_rest else 2.0)
-                if ex_rest:  # the control: a request handed to a task is not out while the loop is blocked
-                    assert not placed
-                    return
-                assert placed, "the order frame was not written before submit returned"
-                ex.amend(amend_cmd("sync1", price="59950"))
-                assert blocked_until(lambda: getattr(sim.core.order("sync1"), "price", None) == P("59950"))
-                ex.cancel(cancel_cmd("sync1"))
-                assert blocked_until(lambda: sim.core.open_orders() == [])
-                await until(lambda: any(isinstance(e, OrderCanceled) for e in events), "the events follow")
-            finally:
-                await ex.stop()
-
-        run(main())
+    shared.frame_written_before_submit_returns(order_entry, CMDS, simulator, "okx-sim", client)
 
 
 # -- the dialect, raw -----------------------------------------------------------------------------
@@ -539,7 +318,7 @@ def test_the_order_frame_is_written_before_submit_returns(order_entry: str) -> N
 
 def test_the_simulator_answers_order_ops_the_okx_way() -> None:
     async def main() -> None:
-        core = new_core((BTC,), LiveClock())
+        core = new_core("okx", (BTC,), BALANCES, LiveClock())
         dialect = OkxDialect()
         sim = VenueSimulator(core, dialect, CREDS)
         await sim.start()

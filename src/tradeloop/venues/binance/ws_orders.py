@@ -30,7 +30,6 @@ from tradeloop.venues.binance.tracker import OrderTracker, TrackedOrder, plan_am
 from tradeloop.venues.binance.ws_wire import (
     BinanceOpWire,
     WsApiReply,
-    op_tail,
     ws_cancel_params,
     ws_cancel_replace_params,
     ws_keep_priority_params,
@@ -100,10 +99,11 @@ class WsOrderPath:
             rng=rng,
             name="binance-orders",
         )
+        self._wire = BinanceOpWire(credentials, now_ms, self._sync_usage)
         self.entry: WsOrderEntry[WsApiReply] = WsOrderEntry(
             self.socket,
             budget,
-            BinanceOpWire(credentials, now_ms, self._sync_usage),
+            self._wire,
             costs=WS_OP_COSTS,
             on_ack=self._on_ack,
             fallback=fallback,
@@ -138,14 +138,14 @@ class WsOrderPath:
             self._refuse("place", inst, cmd.client_order_id, str(exc), RejectReason.INVALID_ORDER)
             return True
         self._tracker.register(cmd, inst)
-        self.entry.send(WsOp("place", cmd, op_tail("place", params)))
+        self.entry.send(WsOp("place", cmd, self._wire.tail("place", params)))
         return True
 
     def cancel(self, cmd: CancelOrder) -> bool:
         """``order.cancel`` by client order id now (``False``: REST must)."""
         if cmd.instrument_id not in self._instruments or not self._ready():
             return False
-        self.entry.send(WsOp("cancel", cmd, op_tail("cancel", ws_cancel_params(cmd))))
+        self.entry.send(WsOp("cancel", cmd, self._wire.tail("cancel", ws_cancel_params(cmd))))
         return True
 
     def amend(self, cmd: AmendOrder) -> bool:
@@ -174,7 +174,7 @@ class WsOrderPath:
             self._refuse("amend", inst, cid, str(exc), RejectReason.INVALID_ORDER)
             return True
         self._tracker.start_amend(order, replace=plan.kind == "cancel_replace")
-        self.entry.send(AmendOp(plan.kind, cmd, op_tail(plan.kind, params), order, plan.price, plan.qty))
+        self.entry.send(AmendOp(plan.kind, cmd, self._wire.tail(plan.kind, params), order, plan.price, plan.qty))
         return True
 
     # -- replies --------------------------------------------------------------------------------

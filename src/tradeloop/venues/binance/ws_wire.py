@@ -12,8 +12,10 @@ with the same ``data`` as REST), so one mapping serves both paths.
 
 * :func:`ws_place_params`, :func:`ws_cancel_params`, :func:`ws_keep_priority_params`,
   :func:`ws_cancel_replace_params`: an op's parameters (the REST query's, unsigned);
-* :func:`op_tail` (what :class:`~tradeloop.venues.transport.order_entry.WsOp` carries) and
-  :func:`signed_frame` (the frame, signed at send time);
+* :func:`op_tail` (what :class:`~tradeloop.venues.transport.order_entry.WsOp` carries: the method, the
+  signature payload sorted around the timestamp's place, and the parameters' JSON, so a send only
+  inserts the timestamp and signs) and :func:`signed_frame` (the reference frame, byte for byte what
+  a send writes);
 * :func:`ws_reply`: a reply's request id, status, REST-shaped body and rate-limit usage;
 * :class:`BinanceOpWire`: the Binance dialect for the venue-neutral
   :class:`~tradeloop.venues.transport.order_entry.WsOrderEntry`.
@@ -21,6 +23,8 @@ with the same ``data`` as REST), so one mapping serves both paths.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Callable, Mapping
 from typing import Final
 
@@ -31,7 +35,7 @@ from tradeloop.model.enums import Side, TimeInForce
 from tradeloop.model.instrument import Instrument
 from tradeloop.security.credentials import Credentials
 from tradeloop.venues.binance import orders
-from tradeloop.venues.binance.auth import ws_api_params_for
+from tradeloop.venues.binance.auth import sign_payload, ws_api_params_for
 from tradeloop.venues.binance.spec import (
     OUTCOME_UNKNOWN_CODES,
     RATE_LIMITED_CODES,
@@ -88,19 +92,29 @@ def ws_cancel_replace_params(
     return params | _RECV_WINDOW
 
 
-_Tail = tuple[str, dict[str, str]]
-_TAIL: Final[msgspec.json.Decoder[_Tail]] = msgspec.json.Decoder(_Tail)
+_SEP: Final = b"\x00"
 
 
-def op_tail(kind: str, params: Mapping[str, str]) -> bytes:
-    """What a :class:`WsOp` of ``kind`` (a ``WS_API_METHODS`` key) carries: its method and unsigned
-    parameters (the timestamp and signature are added at each send)."""
-    return msgspec.json.encode((WS_API_METHODS[kind], params))
+def op_tail(kind: str, params: Mapping[str, str], api_key: str) -> bytes:
+    """What a :class:`WsOp` of ``kind`` (a ``WS_API_METHODS`` key) carries, prepared so that a send only
+    adds the timestamp and the signature: the method, the signature payload (every parameter with
+    ``apiKey`` and ``timestamp``, sorted by name) cut where the timestamp's value goes, and the
+    parameters' JSON with ``apiKey`` (``timestamp`` and ``signature`` follow it in the frame)."""
+    fields = {**params, "apiKey": api_key}
+    names = sorted([*fields, "timestamp"])
+    at = names.index("timestamp")
+    head = "".join(f"{k}={fields[k]}&" for k in names[:at]) + "timestamp="
+    rest = "".join(f"&{k}={fields[k]}" for k in names[at + 1 :])
+    body = msgspec.json.encode(fields)[1:-1]
+    return _SEP.join((WS_API_METHODS[kind].encode(), head.encode(), rest.encode(), body))
 
 
-def read_tail(tail: bytes) -> _Tail:
-    """``(method, unsigned parameters)`` of an :func:`op_tail`."""
-    return _TAIL.decode(tail)
+def read_tail(tail: bytes) -> tuple[str, dict[str, str]]:
+    """``(method, unsigned parameters)`` of an :func:`op_tail` (``apiKey`` left out)."""
+    method, _, _, body = tail.split(_SEP, 3)
+    params: dict[str, str] = msgspec.json.decode(b"{" + body + b"}", type=dict[str, str])
+    params.pop("apiKey", None)
+    return method.decode(), params
 
 
 def signed_frame(
@@ -179,10 +193,38 @@ class BinanceOpWire:
         self._credentials = credentials
         self._now_ms = now_ms
         self._on_usage = on_usage
+        self._api_key = credentials.api_key.reveal()
+        self._mac = (
+            hmac.new(credentials.secret.reveal().encode(), digestmod=hashlib.sha256)
+            if credentials.private_key_pem is None
+            else None
+        )
+        """The HMAC keyed once; each send signs on a copy (Ed25519 / RSA keys sign the payload whole)."""
+
+    def __repr__(self) -> str:
+        return f"BinanceOpWire({self._credentials!r})"
+
+    def tail(self, kind: str, params: Mapping[str, str]) -> bytes:
+        """:func:`op_tail` with this key."""
+        return op_tail(kind, params, self._api_key)
 
     def frame(self, request_id: int, op: WsOp) -> bytes:
-        method, params = _TAIL.decode(op.tail)
-        return signed_frame(self._credentials, request_id, method, params, self._now_ms())
+        method, head, rest, body = op.tail.split(_SEP, 3)
+        ts = b"%d" % self._now_ms()
+        payload = head + ts + rest
+        if self._mac is not None:
+            mac = self._mac.copy()
+            mac.update(payload)
+            signature = mac.hexdigest().encode()
+        else:
+            signature = sign_payload(self._credentials, payload.decode()).encode()
+        return b'{"id":%d,"method":"%b","params":{%b,"timestamp":"%b","signature":"%b"}}' % (
+            request_id,
+            method,
+            body,
+            ts,
+            signature,
+        )
 
     def read_reply(self, payload: bytes) -> tuple[str, WsApiReply] | None:
         reply = ws_reply(payload)

@@ -300,19 +300,20 @@ class WireCapture:
             self.orders.append(chunk)
 
 
-def _floor(capture: WireCapture, samples: list[Sample]) -> dict[str, Any]:
-    """The bare client over the frames that made samples, writing as many order frames per frame."""
+def _floor(capture: WireCapture, samples: list[Sample]) -> tuple[list[int], dict[str, Any]]:
+    """The bare client over the frames that made samples, writing as many order frames per frame:
+    its samples (ns) and their summary."""
     per_frame: dict[int, int] = {}
     for s in samples:
         per_frame[s.sent.ts_recv] = per_frame.get(s.sent.ts_recv, 0) + 1
     chosen = [ts for ts in sorted(per_frame) if ts in capture.frames][:FLOOR_FRAMES]
     if not chosen or not capture.orders:
-        return {"floor_note": "no frames or order bytes captured"}
+        return [], {"floor_note": "no frames or order bytes captured"}
     orders = capture.orders
     frames = [capture.frames[ts] for ts in chosen]
     writes = [[orders[(i * 2 + k) % len(orders)] for k in range(per_frame[ts])] for i, ts in enumerate(chosen)]
     floor = sorted(measure_floor(frames, writes, FRAME_INTERVAL_S))
-    return {
+    return floor, {
         "floor_samples": len(floor),
         "floor_p50_us": round(percentile(floor, 50) / 1000, 1),
         "floor_p99_us": round(percentile(floor, 99) / 1000, 1),
@@ -402,7 +403,7 @@ def _config(inst: Instrument, lot: int) -> LiveConfig:
     )
 
 
-def _plot(samples_ns: list[int], out: Path, title: str) -> None:
+def _plot(samples_ns: list[int], floor_ns: list[int], out: Path, title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -411,8 +412,13 @@ def _plot(samples_ns: list[int], out: Path, title: str) -> None:
 
     us = np.array(samples_ns, dtype=float) / 1000
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    lo, hi = max(us.min(), 1.0), max(us.max(), 2000.0)
-    ax.hist(us, bins=np.geomspace(lo, hi, 80), color="#4c72b0")
+    floor_us = np.array(floor_ns, dtype=float) / 1000
+    lo = max(min(us.min(), floor_us.min() if floor_ns else us.min(), 50.0), 1.0)
+    hi = max(us.max(), 2000.0)
+    bins = np.geomspace(lo, hi, 80)
+    if floor_ns:
+        ax.hist(floor_us, bins=bins, color="#999999", alpha=0.6, label="floor: bare client, same frames")
+    ax.hist(us, bins=bins, color="#4c72b0", label="node")
     ax.set_xscale("log")
     s = sorted(samples_ns)
     for name, q, color in (("p50", 50.0, "#2ca02c"), ("p99", 99.0, "#d62728")):
@@ -503,14 +509,14 @@ def _run_venue(venue: str, out_dir: Path) -> LatencyResult:
     unmatched = sum(1 for sent in probe.sent if not sent.claimed)
     if any(v for v in session.orders_left.values()):
         problems.append(f"orders left open at the simulator: {session.orders_left}")
-    floor = _floor(capture, clean) if clean else {}
+    floor_ns, floor = _floor(capture, clean) if clean else ([], {})
     if "floor_p50_us" in floor and samples:
         p50, p99 = percentile(sorted(samples), 50) / 1000, percentile(sorted(samples), 99) / 1000
         floor["ratio_p50_to_floor"] = round(p50 / max(floor["floor_p50_us"], 0.1), 2)
         floor["ratio_p99_to_floor"] = round(p99 / max(floor["floor_p99_us"], 0.1), 2)
     picture = out_dir / f"tick_to_trade_{venue}.png"
     if samples:
-        _plot(samples, picture, f"{venue}: frame received -> order bytes written ({len(samples)} orders)")
+        _plot(samples, floor_ns, picture, f"{venue}: frame received -> order bytes written ({len(samples)} orders)")
     fills = len(engine.series.fills)
     client = engine.execution.client(venue)
     ws_orders = getattr(client, "ws_orders", None)

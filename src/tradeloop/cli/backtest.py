@@ -6,8 +6,7 @@ from pathlib import Path
 
 import typer
 
-from tradeloop.cli.common import console
-from tradeloop.core.config import ConfigError
+from tradeloop.cli.common import console, exit_on_user_errors
 
 
 def backtest(
@@ -45,16 +44,10 @@ def backtest(
         progress=progress,
     )
     from tradeloop.data.recording import RecordingError
-    from tradeloop.strategies.loader import StrategyNotFound
 
     try:
-        outcome = run_backtest(request, console=console)
-    except ConfigError as exc:
-        console.print(f"[red]config error:[/red] {exc}")
-        raise typer.Exit(2) from None
-    except StrategyNotFound as exc:
-        console.print(f"[red]strategy error:[/red] {exc}")
-        raise typer.Exit(2) from None
+        with exit_on_user_errors():
+            outcome = run_backtest(request, console=console)
     except RecordingError as exc:
         console.print(f"[red]stopped at a malformed recording line (--strict):[/red] {exc}")
         raise typer.Exit(1) from None

@@ -12,7 +12,9 @@ __all__ = ["CONNECTORS", "UnknownConnector", "get_connector"]
 CONNECTORS: Final[dict[str, str]] = {
     # one line per venue: "venue": "tradeloop.venues.<folder>.connector:CONNECTOR",
     "bybit": "tradeloop.venues.bybit.connector:CONNECTOR",
+    "bybit_linear": "tradeloop.venues.bybit.connector:CONNECTOR_LINEAR",
     "binance": "tradeloop.venues.binance.connector:CONNECTOR",
+    "binance_usdm": "tradeloop.venues.binance.connector:CONNECTOR_USDM",
     "okx": "tradeloop.venues.okx.connector:CONNECTOR",
     "coinbase": "tradeloop.venues.coinbase.connector:CONNECTOR",
     "kraken": "tradeloop.venues.kraken.connector:CONNECTOR",

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from tradeloop.model.commands import CancelOrder, QueryOrder, SubmitOrder
 from tradeloop.model.data import Trade
-from tradeloop.model.enums import OrderStatus, RejectReason, Side
+from tradeloop.model.enums import InstrumentKind, OrderStatus, RejectReason, Side
 from tradeloop.model.events import OrderCancelRejected, OrderRejected, OrderStatusReport
 from tradeloop.security.credentials import Credentials
 
@@ -51,6 +51,23 @@ def direct_submit(s: Session, cid: str, side: Side, price: int, qty: int, **kw: 
             **kw,
         )
     )
+
+
+def assert_perp_account(s: Session, position: int) -> None:
+    """A derivative's fills move no base currency: the venue holds a position of ``position`` and its
+    quote (settle) balance moved by exactly that position's realized PnL minus fees; the engine's
+    position and venue-style wallet balance equal the venue's."""
+    base, settle = s.inst.base, s.inst.settle
+    venue_balances = {b.currency: b.total for b in s.core.balances().balances}
+    held = [p for p in s.core.positions() if p.instrument_id == s.iid]
+    assert len(held) == 1, f"{s.venue}: the venue reports no position after a fill ({s.core.positions()})"
+    venue_position = held[0]
+    assert venue_position.qty == position
+    assert venue_balances.get(base, 0) == s.balances.get(base, 0), "a derivative fill moved the base currency"
+    assert venue_balances[settle] == s.balances[settle] + venue_position.realized - venue_position.fees
+    assert s.engine.portfolio.position_qty(s.iid) == venue_position.qty
+    assert s.engine.portfolio.balance(s.venue, base) == s.balances.get(base, 0)
+    assert s.engine.portfolio.wallet_balance(s.venue, settle) == venue_balances[settle]
 
 
 def test_place_amend_cancel_fill_cancel_all_and_query(venue: str) -> None:
@@ -94,9 +111,12 @@ def test_place_amend_cancel_fill_cancel_all_and_query(venue: str) -> None:
             await wait_status(s, taker, (OrderStatus.FILLED,))
             base, quote = s.inst.base, s.inst.quote
             venue_balances = {b.currency: b.total for b in s.core.balances().balances}
-            assert venue_balances[base] == s.balances[base] + qty
-            assert s.engine.portfolio.balance(s.venue, base) == venue_balances[base]
-            assert s.engine.portfolio.balance(s.venue, quote) == venue_balances[quote]
+            if s.inst.kind is InstrumentKind.SPOT:
+                assert venue_balances[base] == s.balances[base] + qty
+                assert s.engine.portfolio.balance(s.venue, base) == venue_balances[base]
+                assert s.engine.portfolio.balance(s.venue, quote) == venue_balances[quote]
+            else:
+                assert_perp_account(s, position=qty)
 
             # Rest at the best ask and get filled by a public trade through the queue (maker).
             ahead = s.core.book(s.iid).qty_at(ask, False)
@@ -133,10 +153,13 @@ def test_place_amend_cancel_fill_cancel_all_and_query(venue: str) -> None:
             assert filled is not None and filled.status is OrderStatus.FILLED and filled.filled_qty == qty
             unknown = report("CFNEVERSEEN1")
             assert unknown is not None and unknown.status is None
-            # The query may re-send the taker's fill: de-duplicated by trade id, the balance is unchanged
-            # (bought qty, then sold qty as maker).
-            assert {b.currency: b.total for b in s.core.balances().balances}[base] == s.balances[base]
-            assert s.engine.portfolio.balance(s.venue, base) == s.balances[base]
+            # The query may re-send the taker's fill: de-duplicated by trade id, the balance (spot) or the
+            # position (perp) is back where it started (bought qty, then sold qty as maker).
+            if s.inst.kind is InstrumentKind.SPOT:
+                assert {b.currency: b.total for b in s.core.balances().balances}[base] == s.balances[base]
+                assert s.engine.portfolio.balance(s.venue, base) == s.balances[base]
+            else:
+                assert_perp_account(s, position=0)
 
     run(main())
 

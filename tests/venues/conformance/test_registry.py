@@ -20,9 +20,14 @@ RECORDINGS: Final[dict[str, list[str]]] = {
         "binance/ws_recording/cryptofeed_BINANCE.ws.1.0",
         "binance/ws_recording/cryptofeed_BINANCE.http.0.0",
     ],
+    "binance_usdm": [
+        "binance/ws_recording/cryptofeed_BINANCE_FUTURES.ws.1.0",
+        "binance/ws_recording/cryptofeed_BINANCE_FUTURES.http.0.0",
+    ],
     "okx": ["okx/ws_recording/cryptofeed_OKX.ws.1.0"],
     "kraken": ["kraken/ws_recording/cryptofeed_KRAKEN.ws.50.0"],
     "bybit": ["bybit/ws_book/xrpusdt-ob500.data.zip"],
+    "bybit_linear": ["bybit/ws_book/xrpusdt-ob500.data.zip"],
     "coinbase": ["coinbase/ws_recording/cryptofeed_COINBASE.ws.28.0"],
 }
 """Live captures (shared data, see MANIFEST.md) per venue; a newly registered venue must add its own."""

@@ -122,6 +122,15 @@ class MarketStreams:
         self._next_id = 0
         self._malformed_task: asyncio.Task[Any] | None = None
 
+    def snapshot_id(self, symbol: str) -> int:
+        """The ``lastUpdateId`` of a REST snapshot of ``symbol`` now.
+
+        Spot: the last diff's ``u`` (the next diff starts at ``lastUpdateId + 1``). USD-M: the id the
+        next diff's window opens with, so, as on the real venue, the first diff after the snapshot has
+        ``U <= lastUpdateId <= u`` and the diffs before it end below ``lastUpdateId``."""
+        last = self.update_id[symbol]
+        return last + 1 if self.futures else last
+
     def on_market(self, item: BookDeltas | Trade) -> None:
         symbol = item.instrument_id.symbol
         inst = self._symbols.get(symbol)
@@ -153,7 +162,9 @@ class MarketStreams:
             return
         self._shadow[symbol] = (dict(book.bids), dict(book.asks))
         first = self.update_id[symbol] + 1
-        last = first + len(changes_b) + len(changes_a) - 1
+        # USD-M: ``first`` opens the diff's window and is no change of this book (real USD-M ids are
+        # venue-wide), so a snapshot taken before this diff can carry it (see ``snapshot_id``).
+        last = first + len(changes_b) + len(changes_a) - (0 if self.futures else 1)
         self.update_id[symbol] = last
         if faults.take_skip() or faults.stalled():
             return

@@ -26,7 +26,8 @@ Binance sends no checksum.
 
 USD-M (``BinanceDialect(market=BinanceMarket.USDM)``): ``/fapi/v1`` (post-only as ``GTX``, ``PUT order``
 to modify, ``allOpenOrders``, ``/fapi/v2/balance``, ``listenKey``), books on ``/public/stream`` with
-``pu``, trades on ``/market/stream``, ``ORDER_TRADE_UPDATE`` on ``/private/ws/<listenKey>``.
+``pu``, trades on ``/market/stream``, ``ORDER_TRADE_UPDATE`` on ``/private/ws/<listenKey>``. A USD-M
+snapshot's ``lastUpdateId`` lies inside the next diff (``U <= lastUpdateId <= u``), as the venue documents.
 """
 
 from __future__ import annotations
@@ -293,7 +294,7 @@ class BinanceDialect:
             ms = self.core.clock.now_ns() // _MS
             return 200, {
                 **({"E": ms, "T": ms} if self.futures else {}),
-                "lastUpdateId": self.market.update_id[inst.id.symbol],
+                "lastUpdateId": self.market.snapshot_id(inst.id.symbol),
                 "bids": [[inst.price_to_str(p), inst.qty_to_str(q)] for p, q in book.top_bids(limit)],
                 "asks": [[inst.price_to_str(p), inst.qty_to_str(q)] for p, q in book.top_asks(limit)],
             }

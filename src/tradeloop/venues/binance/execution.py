@@ -33,7 +33,7 @@ import random
 import traceback
 from collections.abc import Callable, Coroutine, Mapping
 from functools import partial
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import aiohttp
 import msgspec
@@ -66,8 +66,7 @@ from tradeloop.venues.binance.ws_orders import WsOrderPath
 from tradeloop.venues.binance.ws_wire import WsApiReply
 from tradeloop.venues.connector import ConnectorUrls
 from tradeloop.venues.transport.clock_sync import ClockOffsetEstimator
-from tradeloop.venues.transport.order_entry import WsOp, WsOrderEntry
-from tradeloop.venues.transport.order_socket import OrderSocket
+from tradeloop.venues.transport.order_entry import OrderEntry, OrderEntryAccess, WsOp, WsOrderEntry, check_order_entry
 from tradeloop.venues.transport.ratelimit import RateBudget, RateLimited
 from tradeloop.venues.transport.rest import (
     OutcomeUnknown,
@@ -88,10 +87,9 @@ _MAX_RATE_RETRIES: Final = 5
 _SERVER_TIME: Final = msgspec.json.Decoder(ServerTime)
 _LISTEN_KEY: Final = msgspec.json.Decoder(dict[str, str])
 
-OrderEntry = Literal["websocket", "rest"]
 
 
-class BinanceExecutionClient:
+class BinanceExecutionClient(OrderEntryAccess[WsApiReply]):
     """``ExecutionClient`` for Binance spot (``binance``) or USD-M (``binance_usdm``)."""
 
     supports_amend = True
@@ -113,8 +111,6 @@ class BinanceExecutionClient:
         orders_ws: WsSpec | None = None,
         rate_limit_patience_s: float = 5.0,
     ) -> None:
-        if order_entry not in ("websocket", "rest"):
-            raise ValueError(f"binance execution: order_entry must be 'websocket' or 'rest', got {order_entry!r}")
         self.market = market
         self.venue = MARKETS[market].venue
         self._creds = credentials
@@ -129,7 +125,8 @@ class BinanceExecutionClient:
         self.budget = budget or RateBudget(self.venue, credentials.name, RATE_LIMITS[market])
         self._rng = rng or random.Random()
         self._private_ws_spec = private_ws
-        self._order_entry: OrderEntry = order_entry if market is BinanceMarket.SPOT else "rest"
+        entry = check_order_entry("binance", order_entry)
+        self._order_entry: OrderEntry = entry if market is BinanceMarket.SPOT else "rest"
         self._orders_ws_spec = orders_ws or WS_API_ORDERS
         self._patience_s = rate_limit_patience_s
         self.tracker = OrderTracker()
@@ -142,32 +139,8 @@ class BinanceExecutionClient:
         self._on_wire: Callable[[str], None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
-    @property
-    def order_entry(self) -> OrderEntry:
-        """Where place / amend / cancel go while the WebSocket API socket is up (USD-M: always REST)."""
-        return self._order_entry
-
-    @property
-    def ws_orders(self) -> WsOrderEntry[WsApiReply] | None:
-        """The WebSocket order entry (``None`` before :meth:`start`, with ``order_entry="rest"`` or on USD-M)."""
+    def _order_entry_now(self) -> WsOrderEntry[WsApiReply] | None:
         return self._ws.entry if self._ws is not None else None
-
-    @property
-    def socket(self) -> OrderSocket | None:
-        """The order-entry connection to the WebSocket API (the user data stream has its own)."""
-        return self._ws.socket if self._ws is not None else None
-
-    @property
-    def on_wire(self) -> Callable[[str], None] | None:
-        """Measurement hook: called with the client order id right after an order request's frame is
-        written to the WebSocket (not for requests sent over REST). It changes nothing the venue sees."""
-        return self._on_wire
-
-    @on_wire.setter
-    def on_wire(self, hook: Callable[[str], None] | None) -> None:
-        self._on_wire = hook
-        if self._ws is not None:
-            self._ws.entry.on_wire = hook
 
     # -- ExecutionClient ------------------------------------------------------------------------
 

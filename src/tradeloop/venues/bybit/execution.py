@@ -26,7 +26,7 @@ import contextlib
 import random
 from collections.abc import Callable, Coroutine, Mapping
 from functools import partial
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import msgspec
 
@@ -55,15 +55,13 @@ from tradeloop.venues.bybit.schemas import ExecutionRow, ExecutionTopic, OrderRo
 from tradeloop.venues.bybit.trade_socket import TradeSocket
 from tradeloop.venues.bybit.ws_wire import TradeReply, WsTails
 from tradeloop.venues.connector import ConnectorUrls
-from tradeloop.venues.transport.order_entry import WsOp, WsOrderEntry
-from tradeloop.venues.transport.order_socket import OrderSocket
+from tradeloop.venues.transport.order_entry import OrderEntry, OrderEntryAccess, WsOp, WsOrderEntry, check_order_entry
 from tradeloop.venues.transport.ratelimit import RateBudget
 from tradeloop.venues.transport.rest import RestConfig
 from tradeloop.venues.transport.ws import ReconnectingWebSocket, WsConnection, WsSpec
 
 __all__ = ["BybitExecutionClient", "BybitRequestError", "ExecutionCounters", "OrderEntry"]
 
-OrderEntry = Literal["websocket", "rest"]
 
 log = get_logger("tradeloop.venues.bybit.execution")
 
@@ -86,7 +84,7 @@ def _infer_venue(instruments: Mapping[InstrumentId, Instrument]) -> str:
     return venues.pop()
 
 
-class BybitExecutionClient:
+class BybitExecutionClient(OrderEntryAccess[TradeReply]):
     """Order entry for one Bybit venue (``bybit`` spot or ``bybit_linear``) and account."""
 
     supports_amend = True
@@ -108,8 +106,6 @@ class BybitExecutionClient:
         order_entry: OrderEntry = "websocket",
         trade_ws_spec: WsSpec | None = None,
     ) -> None:
-        if order_entry not in ("websocket", "rest"):
-            raise ValueError(f"bybit execution: order_entry must be 'websocket' or 'rest', got {order_entry!r}")
         self.venue = venue or _infer_venue(instruments)
         self.category = spec.CATEGORY_OF_VENUE[self.venue]
         self._creds = credentials
@@ -135,7 +131,7 @@ class BybitExecutionClient:
         self._stream_opened = 0
         self._login_refused = asyncio.Event()
         self._patience_s = rate_limit_patience_s
-        self._order_entry: OrderEntry = order_entry
+        self._order_entry: OrderEntry = check_order_entry("bybit", order_entry)
         self._trade_ws_spec = trade_ws_spec or spec.ws_trade_spec()
         self._trade: TradeSocket | None = None
         self._tails = {iid.symbol: WsTails(inst) for iid, inst in self._instruments.items()}
@@ -143,32 +139,8 @@ class BybitExecutionClient:
 
     # -- lifecycle ----------------------------------------------------------------------------
 
-    @property
-    def order_entry(self) -> OrderEntry:
-        """Where place / amend / cancel go while the trade socket is up."""
-        return self._order_entry
-
-    @property
-    def ws_orders(self) -> WsOrderEntry[TradeReply] | None:
-        """The trade socket's order entry (``None`` before :meth:`start`, for REST or without the URL)."""
+    def _order_entry_now(self) -> WsOrderEntry[TradeReply] | None:
         return self._trade.entry if self._trade is not None else None
-
-    @property
-    def socket(self) -> OrderSocket | None:
-        """The trade socket (``/v5/trade``) order ops go out on."""
-        return self._trade.socket if self._trade is not None else None
-
-    @property
-    def on_wire(self) -> Callable[[str], None] | None:
-        """Measurement hook: called with the client order id right after an order op's frame is written
-        to the trade socket (not for requests sent over REST). It changes nothing the venue sees."""
-        return self._on_wire
-
-    @on_wire.setter
-    def on_wire(self, hook: Callable[[str], None] | None) -> None:
-        self._on_wire = hook
-        if self._trade is not None:
-            self._trade.entry.on_wire = hook
 
     async def start(self) -> None:
         """Measure the clock offset, open the private stream (subscribed), then the trade socket (orders go

@@ -32,7 +32,7 @@ import asyncio
 import contextlib
 import random
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Final, Literal
+from typing import Final
 
 import aiohttp
 import msgspec
@@ -57,8 +57,7 @@ from tradeloop.venues.kraken.private import BalanceBook, OrderTracker, PrivatePa
 from tradeloop.venues.kraken.schemas import BalancesMessage
 from tradeloop.venues.kraken.ws_orders import KrakenWsOrders, refusal
 from tradeloop.venues.kraken.ws_wire import WsOrderReply
-from tradeloop.venues.transport.order_entry import WsOp, WsOrderEntry
-from tradeloop.venues.transport.order_socket import OrderSocket
+from tradeloop.venues.transport.order_entry import OrderEntry, OrderEntryAccess, WsOp, WsOrderEntry, check_order_entry
 from tradeloop.venues.transport.ratelimit import RateBudget, RateBudgetRegistry, RateLimited
 from tradeloop.venues.transport.rest import OutcomeUnknown, RequestNotSent, RestClient, RestConfig
 from tradeloop.venues.transport.ws import ReconnectingWebSocket, WsConnection, WsSpec
@@ -72,7 +71,6 @@ _RETRY_CAP_S: Final = 2.0
 _BUDGETS: Final = RateBudgetRegistry()
 """One rate budget per API key in the process, shared by every client of that key."""
 
-OrderEntry = Literal["websocket", "rest"]
 
 
 class _Refused(Exception):
@@ -87,7 +85,7 @@ class _Unknown(Exception):
     """The request's outcome is unknown: report nothing, the OMS queries."""
 
 
-class KrakenExecutionClient:
+class KrakenExecutionClient(OrderEntryAccess[WsOrderReply]):
     """The :class:`~tradeloop.venues.base.ExecutionClient` of Kraken spot."""
 
     venue = spec.VENUE
@@ -108,9 +106,7 @@ class KrakenExecutionClient:
         rng: random.Random | None = None,
         order_entry: OrderEntry = "websocket",
     ) -> None:
-        if order_entry not in ("websocket", "rest"):
-            raise ValueError(f"kraken execution: order_entry must be 'websocket' or 'rest', got {order_entry!r}")
-        self._order_entry: OrderEntry = order_entry
+        self._order_entry: OrderEntry = check_order_entry("kraken", order_entry)
         self._orders_ws: KrakenWsOrders | None = None
         self._on_wire: Callable[[str], None] | None = None
         self._credentials = credentials
@@ -142,33 +138,8 @@ class KrakenExecutionClient:
 
     # -- lifecycle ------------------------------------------------------------------------------
 
-    @property
-    def order_entry(self) -> OrderEntry:
-        """Where place / amend / cancel go while the order socket is up."""
-        return self._order_entry
-
-    @property
-    def ws_orders(self) -> WsOrderEntry[WsOrderReply] | None:
-        """The WebSocket order entry (``None`` before :meth:`start` or with ``order_entry="rest"``)."""
+    def _order_entry_now(self) -> WsOrderEntry[WsOrderReply] | None:
         return self._orders_ws.entry if self._orders_ws is not None else None
-
-    @property
-    def socket(self) -> OrderSocket | None:
-        """The order socket (``None`` before :meth:`start` or with ``order_entry="rest"``); the private
-        stream has its own connection."""
-        return self._orders_ws.socket if self._orders_ws is not None else None
-
-    @property
-    def on_wire(self) -> Callable[[str], None] | None:
-        """Measurement hook: called with the client order id right after an order op's frame is written
-        to the WebSocket (not for requests sent over REST). It changes nothing the venue sees."""
-        return self._on_wire
-
-    @on_wire.setter
-    def on_wire(self, hook: Callable[[str], None] | None) -> None:
-        self._on_wire = hook
-        if self._orders_ws is not None:
-            self._orders_ws.entry.on_wire = hook
 
     def _client(self) -> RestClient:
         if self._rest is None:

@@ -35,7 +35,7 @@ import asyncio
 import random
 from collections.abc import Callable, Coroutine, Mapping
 from functools import partial
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import aiohttp
 import msgspec
@@ -81,7 +81,7 @@ from tradeloop.venues.okx.spec import (
 from tradeloop.venues.okx.ws_wire import OkxOpWire, WsFrames, WsReply, read_login_reply
 from tradeloop.venues.transport.backoff import Backoff, BackoffSpec
 from tradeloop.venues.transport.clock_sync import ClockOffsetEstimator
-from tradeloop.venues.transport.order_entry import WsOp, WsOrderEntry
+from tradeloop.venues.transport.order_entry import OrderEntry, OrderEntryAccess, WsOp, WsOrderEntry, check_order_entry
 from tradeloop.venues.transport.order_socket import OrderSocket
 from tradeloop.venues.transport.ratelimit import RateBudget, RateLimited
 from tradeloop.venues.transport.rest import (
@@ -110,10 +110,9 @@ _SUBSCRIBE: Final = msgspec.json.encode(
 )
 
 Build = Callable[[int], SignedRequest]
-OrderEntry = Literal["websocket", "rest"]
 
 
-class OkxExecutionClient:
+class OkxExecutionClient(OrderEntryAccess[WsReply]):
     """The :class:`~tradeloop.venues.base.ExecutionClient` of OKX (see the module docstring)."""
 
     venue = VENUE
@@ -137,8 +136,6 @@ class OkxExecutionClient:
         rng: random.Random | None = None,
         order_entry: OrderEntry = "websocket",
     ) -> None:
-        if order_entry not in ("websocket", "rest"):
-            raise ValueError(f"okx execution: order_entry must be 'websocket' or 'rest', got {order_entry!r}")
         known = specs if specs is not None else instruments_by_symbol()
         self._specs: dict[str, OkxInstrument] = {}
         for iid, inst in instruments.items():
@@ -160,7 +157,7 @@ class OkxExecutionClient:
         self.tracker = OkxOrderTracker(self._specs)
         self.offset = ClockOffsetEstimator()
         self._offset_ns = 0
-        self._order_entry: OrderEntry = order_entry
+        self._order_entry: OrderEntry = check_order_entry("okx", order_entry)
         self._rest: RestClient | None = None
         self._session: aiohttp.ClientSession | None = None
         self._socket: OrderSocket | None = None
@@ -174,32 +171,8 @@ class OkxExecutionClient:
 
     # -- lifecycle ----------------------------------------------------------------------------
 
-    @property
-    def order_entry(self) -> OrderEntry:
-        """Where place / amend / cancel go while the private socket is up."""
-        return self._order_entry
-
-    @property
-    def ws_orders(self) -> WsOrderEntry[WsReply] | None:
-        """The WebSocket order entry (``None`` before :meth:`start` or with ``order_entry="rest"``)."""
+    def _order_entry_now(self) -> WsOrderEntry[WsReply] | None:
         return self._entry
-
-    @property
-    def socket(self) -> OrderSocket | None:
-        """The private connection (pushes, and order ops with WebSocket order entry)."""
-        return self._socket
-
-    @property
-    def on_wire(self) -> Callable[[str], None] | None:
-        """Measurement hook: called with the client order id right after an order op's frame is written
-        to the WebSocket (not for requests sent over REST). It changes nothing the venue sees."""
-        return self._on_wire
-
-    @on_wire.setter
-    def on_wire(self, hook: Callable[[str], None] | None) -> None:
-        self._on_wire = hook
-        if self._entry is not None:
-            self._entry.on_wire = hook
 
     async def start(self) -> None:
         """Measure the clock offset, read instrument codes, log in on the private socket and subscribe

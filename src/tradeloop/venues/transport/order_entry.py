@@ -21,7 +21,7 @@ import asyncio
 import random
 from collections.abc import Callable, Mapping
 from enum import Enum
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, Literal, Protocol, TypeVar
 
 from tradeloop.core.logging import get_logger
 from tradeloop.model.commands import AmendOrder, CancelOrder, SubmitOrder
@@ -29,11 +29,23 @@ from tradeloop.venues.transport.backoff import Backoff, BackoffSpec
 from tradeloop.venues.transport.order_socket import OrderSocket
 from tradeloop.venues.transport.ratelimit import RateBudget
 
-__all__ = ["OpVerdict", "OrderOpWire", "WsOp", "WsOrderEntry"]
+__all__ = ["OpVerdict", "OrderEntry", "OrderEntryAccess", "OrderOpWire", "WsOp", "WsOrderEntry", "check_order_entry"]
 
 log = get_logger("tradeloop.venues.transport.order_entry")
 
 R = TypeVar("R")
+
+OrderEntry = Literal["websocket", "rest"]
+"""Where an execution client sends place / amend / cancel while its order socket is up."""
+
+
+def check_order_entry(venue: str, order_entry: str) -> OrderEntry:
+    """``order_entry`` if it is ``"websocket"`` or ``"rest"``; ``ValueError`` naming the venue otherwise."""
+    if order_entry == "websocket":
+        return "websocket"
+    if order_entry == "rest":
+        return "rest"
+    raise ValueError(f"{venue} execution: order_entry must be 'websocket' or 'rest', got {order_entry!r}")
 
 
 class OpVerdict(Enum):
@@ -229,3 +241,48 @@ class WsOrderEntry(Generic[R]):
 
         handle = loop.call_later(delay_s, fire)
         self._timers.add(handle)
+
+
+class OrderEntryAccess(Generic[R]):
+    """What an execution client with WebSocket order entry shows (a mixin): where orders go, its
+    :class:`WsOrderEntry` and socket once started, and the ``on_wire`` measurement hook, which is kept
+    and handed to each order entry the client makes. The client sets ``_order_entry`` and ``_on_wire``
+    in its constructor and implements :meth:`_order_entry_now`."""
+
+    _order_entry: OrderEntry
+    _on_wire: Callable[[str], None] | None
+
+    def _order_entry_now(self) -> WsOrderEntry[R] | None:
+        """The current order entry (``None`` before ``start``, with ``order_entry="rest"``, or without
+        an order socket)."""
+        raise NotImplementedError
+
+    @property
+    def order_entry(self) -> OrderEntry:
+        """Where place / amend / cancel go while the order socket is up."""
+        return self._order_entry
+
+    @property
+    def ws_orders(self) -> WsOrderEntry[R] | None:
+        """The WebSocket order entry (``None`` before ``start``, with ``order_entry="rest"``, or without
+        an order socket)."""
+        return self._order_entry_now()
+
+    @property
+    def socket(self) -> OrderSocket | None:
+        """The connection order ops go out on."""
+        entry = self._order_entry_now()
+        return entry.socket if entry is not None else None
+
+    @property
+    def on_wire(self) -> Callable[[str], None] | None:
+        """Measurement hook: called with the client order id right after an order op's frame is written
+        to the socket (not for requests sent over REST). It changes nothing the venue sees."""
+        return self._on_wire
+
+    @on_wire.setter
+    def on_wire(self, hook: Callable[[str], None] | None) -> None:
+        self._on_wire = hook
+        entry = self._order_entry_now()
+        if entry is not None:
+            entry.on_wire = hook

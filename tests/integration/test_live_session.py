@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any, Final
 
+import msgspec
 import pytest
 
 from tests.secret_scan import record_output, register_test_secret
@@ -375,3 +376,42 @@ credentials = {{ {", ".join(lines)} }}
     for value in env.values():
         assert value not in result.stdout + result.stderr
     assert open_after == 0
+
+
+def _with_order_entry(config: LiveConfig, venue: str, order_entry: str) -> LiveConfig:
+    section = msgspec.structs.replace(config.live.venues[venue], order_entry=order_entry)
+    return msgspec.structs.replace(config, live=msgspec.structs.replace(config.live, venues={venue: section}))
+
+
+@pytest.mark.parametrize("order_entry", ["websocket", "rest"])
+def test_order_entry_is_chosen_per_venue_in_the_config(order_entry: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    venue = "okx"
+    config = _with_order_entry(live_config(monkeypatch, venue), venue, order_entry)
+
+    async def scenario() -> LiveSession:
+        async with running_simulator(venue) as sim:
+            session = LiveSession(config, endpoint=sim.base_url, duration_s=RUN_S, handle_signals=False)
+            await session.run()
+            return session
+
+    session = asyncio.run(scenario())
+    assert session.engine is not None and session.engine.execution.sent > 0
+    client = session.links[venue].client
+    assert client is not None and client.order_entry == order_entry  # type: ignore[attr-defined]
+    entry = client.ws_orders  # type: ignore[attr-defined]
+    if order_entry == "websocket":
+        assert entry is not None and entry.sent > 0, "orders went out on the socket"
+    else:
+        assert entry is None, "with order_entry = 'rest' no order op is written to a socket"
+
+
+def test_a_venue_without_a_websocket_order_api_refuses_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    config = _with_order_entry(live_config(monkeypatch, "coinbase"), "coinbase", "websocket")
+
+    async def scenario() -> None:
+        async with running_simulator("coinbase") as sim:
+            session = LiveSession(config, endpoint=sim.base_url, duration_s=RUN_S, handle_signals=False)
+            await session.run()
+
+    with pytest.raises(ConfigError, match=r"live\.venues\.coinbase: .*no WebSocket order API"):
+        asyncio.run(scenario())

@@ -283,14 +283,19 @@ class LiveSession:
         timeout = self.config.live.start_timeout_s
         for link in self.links.values():
             section = self.config.live.venues[link.venue]
-            client = link.connector.execution(
-                link.credentials,
-                {i.id: i for i in link.instruments},
-                self.clock,
-                link.emit,
-                link.urls,
-                rest_config=section.rest,
-            )
+            options = {} if section.order_entry is None else {"order_entry": section.order_entry}
+            try:
+                client = link.connector.execution(
+                    link.credentials,
+                    {i.id: i for i in link.instruments},
+                    self.clock,
+                    link.emit,
+                    link.urls,
+                    rest_config=section.rest,
+                    **options,
+                )
+            except ValueError as exc:
+                raise ConfigError(f"live.venues.{link.venue}: {exc}") from None
             for method in ("start", "stop", "fetch_open_orders", "fetch_balances"):
                 if not callable(getattr(client, method, None)):
                     raise LiveStartError(f"{link.venue}: the execution client has no {method}()")

@@ -38,6 +38,7 @@ from tradeloop.core.config import ConfigError, check_secret_ref, load_config, re
 from tradeloop.runtime.config import BacktestConfig
 from tradeloop.security.credentials import Credentials
 from tradeloop.security.master_key import KeyStoreError
+from tradeloop.venues.transport.order_entry import OrderEntry
 from tradeloop.venues.transport.rest import RestConfig
 
 __all__ = [
@@ -104,6 +105,10 @@ class LiveVenueSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, 
     """Base URL of a local simulator (``http://127.0.0.1:PORT``) instead of the exchange."""
     rest: RestConfig | None = None
     """Timeouts and retries of the execution client's REST calls (default: the transport's)."""
+    order_entry: OrderEntry | None = None
+    """``websocket``: place / amend / cancel on the venue's WebSocket order API (the default where the
+    venue has one: OKX, Binance spot, Bybit, Kraken), REST while that socket is down; ``rest``: always
+    REST. Coinbase has no WebSocket order API and refuses ``websocket``; Binance USD-M always uses REST."""
 
 
 class LiveSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

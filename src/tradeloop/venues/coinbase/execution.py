@@ -62,6 +62,7 @@ from tradeloop.venues.coinbase.spec import (
 from tradeloop.venues.coinbase.tracking import OrderTracker, TrackedOrder
 from tradeloop.venues.connector import ConnectorUrls
 from tradeloop.venues.transport.backoff import Backoff, BackoffSpec
+from tradeloop.venues.transport.order_entry import OrderEntry, check_order_entry
 from tradeloop.venues.transport.ratelimit import RateBudget, RateLimited
 from tradeloop.venues.transport.rest import (
     OutcomeUnknown,
@@ -96,7 +97,10 @@ class CoinbaseExecutionClient:
         *,
         rest_config: RestConfig | None = None,
         rate_limit_patience_s: float = 10.0,
+        order_entry: OrderEntry = "rest",
     ) -> None:
+        if check_order_entry(VENUE, order_entry) != "rest":
+            raise ValueError("Coinbase Advanced Trade has no WebSocket order API: order_entry must be 'rest'")
         self._key = req.CoinbaseKey.from_credentials(credentials)
         self._account = credentials.fingerprint
         self._instruments = dict(instruments)

@@ -21,7 +21,7 @@ from tradeloop.model.identifiers import InstrumentId
 from tradeloop.venues.transport.order_entry import OpVerdict, WsOp, WsOrderEntry
 from tradeloop.venues.transport.order_socket import LoginReply, OrderSocket
 from tradeloop.venues.transport.ratelimit import RateBudget, RateLimitSpec
-from tradeloop.venues.transport.ws import HeartbeatKind, HeartbeatSpec
+from tradeloop.venues.transport.ws import HeartbeatKind, HeartbeatSpec, WsSpec
 
 IID = InstrumentId("toy", "BTCUSDT")
 COSTS = {"place": {"orders": 1}}
@@ -93,14 +93,13 @@ async def rig(limit: int = 100) -> AsyncIterator[Rig]:
     server = await ws_create_server(lambda _r: _Server(seen, limited), "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     socket = OrderSocket(
-        f"ws://127.0.0.1:{port}/",
+        WsSpec(url=f"ws://127.0.0.1:{port}/", heartbeat=HeartbeatSpec(kind=HeartbeatKind.NONE)),
         login=lambda: b"login",
         read_login_reply=lambda p: LoginReply(True) if p == b"login-ok" else None,
         subscribe=lambda: (),
         on_frame=lambda payload, ts: r.entry.handle(payload) or None,  # type: ignore[func-returns-value]
         on_open=lambda: None,
         on_close=lambda reason: r.entry.connection_lost(),
-        heartbeat=HeartbeatSpec(kind=HeartbeatKind.NONE),
         name="toy-orders",
     )
     budget = RateBudget("toy", "acct", [RateLimitSpec(name="orders", limit=limit, window_s=0.3)])

@@ -85,16 +85,9 @@ class WsOrderPath:
         self._now_ns = now_ns
         self._later = later
         self.socket = OrderSocket(
-            spec.url,
-            login=None,
-            read_login_reply=None,
-            subscribe=tuple,
+            spec,
             on_frame=self._on_frame,
-            on_open=lambda: None,
             on_close=self._on_close,
-            heartbeat=spec.heartbeat,
-            backoff=spec.backoff,
-            connect_timeout_s=spec.connect_timeout_s,
             now_ns=now_ns,
             rng=rng,
             name="binance-orders",

@@ -57,16 +57,11 @@ class TradeSocket:
         self._now_ms = now_ms
         self.name = name
         self.socket = OrderSocket(
-            ws.url,
+            ws,
             login=self._auth_frame,
             read_login_reply=read_auth_reply,
-            subscribe=tuple,
             on_frame=self._on_frame,
-            on_open=lambda: None,
             on_close=self._on_close,
-            heartbeat=ws.heartbeat,
-            backoff=ws.backoff,
-            connect_timeout_s=ws.connect_timeout_s,
             login_timeout_s=min(_AUTH_TIMEOUT_S, ws.open_timeout_s),
             now_ns=now_ns,
             rng=rng,

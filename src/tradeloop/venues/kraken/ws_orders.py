@@ -76,16 +76,9 @@ class KrakenWsOrders:
         self._frames = {iid.symbol: WsFrames(inst) for iid, inst in instruments.items()}
         self.wire = KrakenOpWire()
         self.socket = OrderSocket(
-            ws_spec.url,
-            login=None,
-            read_login_reply=None,
-            subscribe=tuple,
+            ws_spec,
             on_frame=self._on_frame,
-            on_open=lambda: None,
             on_close=self._on_close,
-            heartbeat=ws_spec.heartbeat,
-            backoff=ws_spec.backoff,
-            connect_timeout_s=ws_spec.connect_timeout_s,
             now_ns=now_ns,
             rng=rng,
             name="kraken-orders",

@@ -194,16 +194,13 @@ class OkxExecutionClient(OrderEntryAccess[WsReply]):
             await self._learn_instrument_codes()
         spec = self._ws_spec
         self._socket = OrderSocket(
-            spec.url,
+            spec,
             login=self._login_frame,
             read_login_reply=read_login_reply,
             subscribe=lambda: (_SUBSCRIBE,),
             on_frame=self._on_frame,
             on_open=self._on_open,
             on_close=self._on_close,
-            heartbeat=spec.heartbeat,
-            backoff=spec.backoff,
-            connect_timeout_s=spec.connect_timeout_s,
             login_timeout_s=min(_LOGIN_TIMEOUT_S, spec.open_timeout_s),
             now_ns=self._clock.now_ns,
             rng=self._rng,

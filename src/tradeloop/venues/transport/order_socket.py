@@ -30,9 +30,9 @@ import msgspec
 from picows import WSAutoPingStrategy, WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
 from tradeloop.core.logging import get_logger
-from tradeloop.venues.transport.backoff import Backoff, BackoffSpec
+from tradeloop.venues.transport.backoff import Backoff
 from tradeloop.venues.transport.endpoint import loggable_url
-from tradeloop.venues.transport.ws import HeartbeatKind, HeartbeatSpec, PongMatcher
+from tradeloop.venues.transport.ws import HeartbeatKind, HeartbeatSpec, PongMatcher, WsSpec
 
 __all__ = ["LoginReply", "OrderSocket", "SocketCounters"]
 
@@ -88,34 +88,33 @@ class _Listener(WSListener):
 class OrderSocket:
     """One logged-in connection for order entry, kept open until :meth:`close` (see the module docstring).
 
-    ``login()`` returns the login frame, signed at the time it is called (``None``: the venue has no
-    login step, or authenticates each request); ``read_login_reply(payload)`` returns the verdict when
-    ``payload`` answers it, ``None`` for other frames. ``subscribe()`` returns the frames sent once
-    logged in. ``on_open()`` runs after every successful login, ``on_close(reason)`` once per lost
+    ``spec`` gives the URL, heartbeat, backoff and timeouts (the login must be answered within
+    ``login_timeout_s``, by default the spec's ``open_timeout_s``). ``login()`` returns the login frame,
+    signed at the time it is called (``None``, the default: the venue has no login step, or
+    authenticates each request); ``read_login_reply(payload)`` returns the verdict when ``payload``
+    answers it, ``None`` for other frames. ``subscribe()`` returns the frames sent once logged in
+    (none by default). ``on_open()`` runs after every successful login, ``on_close(reason)`` once per lost
     connection, ``on_frame(payload, ts_recv_ns)`` for every data frame but pongs.
     """
 
     def __init__(
         self,
-        url: str,
+        spec: WsSpec,
         *,
-        login: Callable[[], bytes] | None,
-        read_login_reply: Callable[[bytes], LoginReply | None] | None,
-        subscribe: Callable[[], Sequence[bytes]],
         on_frame: Callable[[bytes, int], None],
-        on_open: Callable[[], None],
         on_close: Callable[[str], None],
-        heartbeat: HeartbeatSpec,
-        backoff: BackoffSpec | None = None,
-        connect_timeout_s: float = 10.0,
-        login_timeout_s: float = 5.0,
+        login: Callable[[], bytes] | None = None,
+        read_login_reply: Callable[[bytes], LoginReply | None] | None = None,
+        subscribe: Callable[[], Sequence[bytes]] = tuple,
+        on_open: Callable[[], None] = lambda: None,
+        login_timeout_s: float | None = None,
         now_ns: Callable[[], int] = time.time_ns,
         rng: random.Random | None = None,
         name: str,
     ) -> None:
         if login is not None and read_login_reply is None:
             raise ValueError(f"{name}: a login frame needs a reader for its answer")
-        self.url = url
+        self.url = spec.url
         self.name = name
         self._login = login
         self._read_login_reply = read_login_reply
@@ -123,12 +122,12 @@ class OrderSocket:
         self._on_frame = on_frame
         self._on_open = on_open
         self._on_close = on_close
-        self._heartbeat = heartbeat
+        self._heartbeat = heartbeat = spec.heartbeat
         self._is_pong = PongMatcher(heartbeat)
         self._pings = 0
-        self._backoff = Backoff(backoff or BackoffSpec(), rng or random.Random())
-        self._connect_timeout_s = connect_timeout_s
-        self._login_timeout_s = login_timeout_s
+        self._backoff = Backoff(spec.backoff, rng or random.Random())
+        self._connect_timeout_s = spec.connect_timeout_s
+        self._login_timeout_s = spec.open_timeout_s if login_timeout_s is None else login_timeout_s
         self._now_ns = now_ns
         self.counters = SocketCounters()
         self._transport: WSTransport | None = None

@@ -299,8 +299,10 @@ def test_socket_lost_before_the_reply_emits_nothing_and_the_query_resolves_it_wi
             report = await shared.query_reports_it_accepted(r, CMDS)
             assert report.venue_order_id is not None and report.qty == P("0.01")
             assert r.dialect.requests["ws:order.place"] == 1 and r.rest_orders() == 0, "never sent again"
-            # A keep-priority amend lost the same way is no longer expected (as over REST): a later
-            # amend is planned afresh, not held behind the lost one.
+            # A keep-priority amend lost the same way ends up no longer expected (as over REST), so a later
+            # amend is planned afresh. Here the user data stream, a connection of its own, may report the
+            # amend first; that the order entry's on_unknown hook clears it by itself is tested in
+            # tests/venues/transport/test_order_entry.py.
             tracked = r.ex.tracker.get("lost1")
             assert tracked is not None
             sent = ws.sent

@@ -140,8 +140,16 @@ def main(argv: list[str] | None = None) -> int:
             skipped.append({"name": lat.name, "reason": str(exc)})
             failed_setup = failed_setup or os.environ.get("CI") == "true"
 
+    journal_rows = [r for r in rows if r["name"].startswith("journal_")]
+    if journal_rows:
+        # The journal benchmarks also report rates and the SQLite records/s target (bench_journal.py).
+        from bench_journal import finish_rows, journal_table
+
+        finish_rows(journal_rows)
     if rows:
         print(_table(rows))
+    if journal_rows:
+        print(journal_table(journal_rows))
     if latency_rows:
         print(latency_table(latency_rows))
     for r in latency_rows:

@@ -47,7 +47,7 @@ def admin_settings(token_env: str, host: str, port: int | None) -> AdminSettings
     return AdminSettings.from_env(token_env, host=host, port=port) if port is not None else None
 
 
-def with_journal(cfg: C, journal: Path | None) -> C:
+def with_journal(cfg: C, journal: str | Path | None) -> C:
     """``cfg`` with its ``journal.path`` replaced by ``--journal`` when given."""
     if journal is None:
         return cfg
@@ -57,13 +57,18 @@ def with_journal(cfg: C, journal: Path | None) -> C:
 
 @contextlib.contextmanager
 def exit_on_user_errors() -> Iterator[None]:
-    """Print configuration, admin and strategy errors as one line and exit with status 2."""
+    """Print configuration, admin and strategy errors as one line and exit with status 2 (a journal the
+    node cannot recover from: status 1)."""
     from tradeloop.core.config import ConfigError
     from tradeloop.ops.admin import AdminConfigError
     from tradeloop.strategies.loader import StrategyNotFound
+    from tradeloop.trading.recovery import RecoveryError
 
     try:
         yield
+    except RecoveryError as exc:
+        console.print(f"[red]recovery failed:[/red] {exc}")
+        raise typer.Exit(1) from None
     except AdminConfigError as exc:
         console.print(f"[red]admin API error:[/red] {exc}")
         raise typer.Exit(2) from None

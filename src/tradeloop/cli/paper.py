@@ -34,7 +34,12 @@ def paper(
     admin_host: AdminHostOption = "127.0.0.1",
     admin_token_env: AdminTokenEnvOption = "TRADELOOP_ADMIN_TOKEN",
     audit_log: Path | None = typer.Option(None, "--audit-log", help="Audit log of operator actions (kill, resume)."),
-    journal: Path | None = typer.Option(None, "--journal", help="SQLite journal path (default: in memory)."),
+    journal: str | None = typer.Option(
+        None,
+        "--journal",
+        help="Journal: a SQLite path or a postgresql:// URL (default: in memory). One that has records is "
+        "continued: the session recovers its state first.",
+    ),
     log_file: LogFileOption = None,
     log_level: LogLevelOption = "WARNING",
     venue: str | None = typer.Option(

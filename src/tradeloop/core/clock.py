@@ -185,6 +185,22 @@ class LiveClock:
             handle.cancel()
         self._alarms.pop(name, None)
 
+    def cancel_all(self) -> None:
+        """Cancel every timer, alarm and scheduled call: a session that ends leaves nothing to fire
+        later on the loop (against a journal it has closed)."""
+        for handle in self._handles.values():
+            handle.cancel()
+        self._handles.clear()
+        self._alarms.clear()
+        self._alarm_heap.clear()
+        if self._alarm_handle is not None:
+            self._alarm_handle.cancel()
+            self._alarm_handle = None
+        self._calls.clear()
+        if self._calls_handle is not None:
+            self._calls_handle.cancel()
+            self._calls_handle = None
+
     def _compact_alarms(self) -> None:
         heap = self._alarm_heap  # in place: _run_alarms may be iterating it
         heap[:] = [(at, gen, name) for name, (at, gen, _) in self._alarms.items()]

@@ -31,11 +31,21 @@ def is_valid_client_order_id(text: str) -> bool:
     return bool(_VALID.match(text))
 
 
+EPOCH_CHARS = 6
+MAX_EPOCH = 36**EPOCH_CHARS - 1
+
+
 class ClientOrderIdGenerator:
-    def __init__(self, tag: str, start_ns: int, counter: int = 0) -> None:
+    """``epoch`` replaces the start second in the ids (a failover node puts its fencing token there)."""
+
+    def __init__(self, tag: str, start_ns: int, counter: int = 0, *, epoch: int | None = None) -> None:
         if not re.fullmatch(r"[A-Za-z0-9]{1,4}", tag):
             raise ValueError(f"id tag must be 1-4 ASCII letters or digits, got {tag!r}")
-        self._prefix = tag + to_base36(start_ns // 1_000_000_000).rjust(6, "0")
+        if epoch is None:
+            epoch = start_ns // 1_000_000_000
+        elif not 0 <= epoch <= MAX_EPOCH:
+            raise ValueError(f"id epoch must be 0..{MAX_EPOCH}, got {epoch}")
+        self._prefix = tag + to_base36(epoch).rjust(EPOCH_CHARS, "0")
         self._counter = counter
 
     def next(self) -> str:
@@ -48,6 +58,14 @@ class ClientOrderIdGenerator:
     @property
     def counter(self) -> int:
         return self._counter
+
+    @property
+    def prefix(self) -> str:
+        return self._prefix
+
+    def last(self) -> str | None:
+        """The last id handed out (``None`` before the first)."""
+        return self._prefix + to_base36(self._counter) if self._counter else None
 
     def observe(self, client_order_id: str) -> None:
         """After recovery: never hand out an id at or below one already used with this prefix."""

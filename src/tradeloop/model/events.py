@@ -177,6 +177,34 @@ class InstrumentAdded(msgspec.Struct, frozen=True, tag=True, kw_only=True):
     instrument: Instrument
 
 
+class BalanceCorrected(msgspec.Struct, frozen=True, tag=True, kw_only=True):
+    """A reconciliation found a balance the venue reports differently: the node takes the venue's.
+
+    ``engine_total`` is the node's cash in that currency before, ``venue_total`` after (the venue's
+    wallet balance less the open cost of perpetual positions, which the node counts apart). For a spot
+    base currency the position moves with the balance."""
+
+    ts: int
+    venue: str
+    currency: str
+    engine_total: int
+    venue_total: int
+    reason: str
+
+
+class NodeRecovered(msgspec.Struct, frozen=True, tag=True, kw_only=True):
+    """A node restarted on this journal: what it recovered, and what reconciling with the venues changed."""
+
+    ts: int
+    snapshot_seq: int | None
+    replayed: int
+    orders_recovered: int
+    orders_resolved: int
+    fills_recovered: int
+    orders_canceled_at_venue: int
+    balances_corrected: int
+
+
 OrderEvent = (
     OrderInitialized
     | OrderDenied
@@ -196,4 +224,14 @@ OrderEvent = (
     | OrderTransitionRefused
 )
 
-Event = OrderEvent | TradingStateChanged | RiskAlert | StrategyAlert | AccountSnapshot | MarkPrice | InstrumentAdded
+Event = (
+    OrderEvent
+    | TradingStateChanged
+    | RiskAlert
+    | StrategyAlert
+    | AccountSnapshot
+    | MarkPrice
+    | InstrumentAdded
+    | BalanceCorrected
+    | NodeRecovered
+)

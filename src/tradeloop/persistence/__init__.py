@@ -3,12 +3,17 @@
 Open one with :func:`open_journal`::
 
     journal = open_journal("runs/bt.db")        # SQLite file (also "sqlite:///runs/bt.db")
+    journal = open_journal("postgresql://user@db:5432/trading?journal=mm1")   # PostgreSQL
     journal = open_journal(None)                # in memory
     seq = journal.append(event)
     for seq, ts, record in journal.read():
         ...
     print(journal.digest())                     # sha256 of the canonical stream
+    journal.save_snapshot(journal.last_seq(), ts, state_bytes)   # state after the last record
+    journal.latest_snapshot()                   # SnapshotRecord(seq, ts, payload) or None
     journal.close()
+
+The durability contract is in :mod:`tradeloop.persistence.journal`.
 """
 
 from __future__ import annotations
@@ -20,48 +25,52 @@ from tradeloop.persistence.codec import (
     RECORD_TYPES,
     STREAM_MAGIC,
     TYPE_OF,
+    CanonicalReader,
     JournalCorruptError,
     JournalEntry,
     JournalError,
     JournalRecord,
     RecordCodec,
     Row,
+    SnapshotRecord,
     kind_of,
     read_canonical,
     record_crc,
 )
-from tradeloop.persistence.journal import Journal, JournalBase
+from tradeloop.persistence.journal import DEFAULT_MAX_DELAY_S, SNAPSHOTS_KEPT, Journal, JournalBase
 from tradeloop.persistence.memory import MemoryJournal
+from tradeloop.persistence.postgres import PostgresJournal, parse_postgres_url
 from tradeloop.persistence.sqlite import DEFAULT_BATCH_SIZE, SQLiteJournal
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
+    "DEFAULT_MAX_DELAY_S",
     "KIND_OF",
     "RECORD_TYPES",
+    "SNAPSHOTS_KEPT",
     "STREAM_MAGIC",
     "TYPE_OF",
+    "CanonicalReader",
     "Journal",
-    "JournalBackendUnavailable",
     "JournalBase",
     "JournalCorruptError",
     "JournalEntry",
     "JournalError",
     "JournalRecord",
     "MemoryJournal",
+    "PostgresJournal",
     "RecordCodec",
     "Row",
     "SQLiteJournal",
+    "SnapshotRecord",
     "kind_of",
     "open_journal",
+    "parse_postgres_url",
     "read_canonical",
     "record_crc",
 ]
 
 _MEMORY = frozenset({"", ":memory:", "memory://", "sqlite://", "sqlite:///:memory:"})
-
-
-class JournalBackendUnavailable(NotImplementedError, JournalError):
-    """The journal URL names a backend that is planned but not built yet (PostgreSQL)."""
 
 
 def open_journal(
@@ -70,16 +79,20 @@ def open_journal(
     batch_size: int = DEFAULT_BATCH_SIZE,
     synchronous: str = "NORMAL",
     durable_synchronous: str = "FULL",
+    max_delay_s: float = DEFAULT_MAX_DELAY_S,
 ) -> Journal:
     """Open (or create) the journal named by ``url_or_path``.
 
     * ``None``, ``""`` or ``":memory:"`` (also ``sqlite:///:memory:``): a :class:`MemoryJournal`.
     * a file path, or ``sqlite:///relative/path.db`` / ``sqlite:////absolute/path.db`` (three
       slashes then the path, as in SQLAlchemy): a :class:`SQLiteJournal`; an existing journal is
-      continued. The keyword options apply to SQLite only.
-    * ``postgresql://...`` (or ``postgres://``): raises :class:`JournalBackendUnavailable`.
+      continued. ``synchronous`` and ``durable_synchronous`` apply to SQLite only.
+    * ``postgresql://user@host:5432/database?journal=NAME`` (or ``postgres://``): a
+      :class:`PostgresJournal` in the tables ``NAME_records`` / ``NAME_snapshots`` (``NAME`` defaults
+      to ``tradeloop``); an existing journal is continued. A server that cannot be reached raises
+      :class:`JournalError` (the message never shows the password).
 
-    Any other ``scheme://`` raises ``ValueError``.
+    ``batch_size`` and ``max_delay_s`` apply to both. Any other ``scheme://`` raises ``ValueError``.
     """
     if url_or_path is None:
         return MemoryJournal()
@@ -94,14 +107,17 @@ def open_journal(
                 raise ValueError(f"sqlite journal URL must be sqlite:///path, got {text!r}")
             path = rest[1:]
         elif scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+"):
-            raise JournalBackendUnavailable(
-                "PostgreSQL is a configured journal backend to come and is not available yet; "
-                "use a SQLite path (sqlite:///path/to/journal.db) or :memory: for now"
-            )
+            return PostgresJournal(text, batch_size=batch_size, max_delay_s=max_delay_s)
         else:
             raise ValueError(
-                f"unsupported journal URL scheme {scheme!r} in {text!r} (use a path, sqlite:///path or :memory:)"
+                f"unsupported journal URL scheme {scheme!r} (use a path, sqlite:///path, postgresql://... or :memory:)"
             )
     else:
         path = text
-    return SQLiteJournal(path, batch_size=batch_size, synchronous=synchronous, durable_synchronous=durable_synchronous)
+    return SQLiteJournal(
+        path,
+        batch_size=batch_size,
+        synchronous=synchronous,
+        durable_synchronous=durable_synchronous,
+        max_delay_s=max_delay_s,
+    )

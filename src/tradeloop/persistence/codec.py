@@ -19,6 +19,11 @@ followed by one frame per record in seq order. A frame is
 ``<seq u64><ts i64><len(kind) u16><len(payload) u32><kind ascii><payload><crc u32>`` (little
 endian); lengths make the framing unambiguous. ``Journal.digest()`` is the sha256 of this stream
 and ``Journal.export()`` writes it to a file, so ``sha256sum`` of an export equals the digest.
+Reading a stream back (:func:`read_canonical`) drops a torn last frame with a warning and stops at
+any other damage with :class:`JournalCorruptError` naming the byte offset.
+
+Snapshots (:class:`SnapshotRecord`) are stored beside the records by every backend, each with the same
+CRC as a record (:func:`record_crc` over its seq, ts and payload).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from typing import Any, BinaryIO, Final, NamedTuple, get_args
 
 import msgspec
 
+from tradeloop.core.logging import get_logger
 from tradeloop.model.commands import TradingCommand
 from tradeloop.model.data import BookStatus
 from tradeloop.model.events import Event
@@ -40,6 +46,7 @@ JournalRecord = TradingCommand | Event | BookStatus
 STREAM_MAGIC: Final[bytes] = b"tradeloop-journal/1\n"
 """First bytes of a canonical stream (and of an exported journal file)."""
 
+_log = get_logger("tradeloop.journal")
 _CRC_HEAD: Final = struct.Struct("<Qq")
 _FRAME_HEAD: Final = struct.Struct("<QqHI")
 _FRAME_CRC: Final = struct.Struct("<I")
@@ -243,38 +250,122 @@ def canonical_chunks(entries: Iterable[Row]) -> Iterator[bytes]:
         yield head(seq, ts, len(kind_bytes), len(payload)) + kind_bytes + payload + tail(crc)
 
 
-def read_canonical(stream: BinaryIO) -> Iterator[JournalEntry]:
-    """Parse a canonical stream (an exported journal) back into entries.
+class SnapshotRecord(NamedTuple):
+    """A saved snapshot: the state after record ``seq`` (engine time ``ts``), as the caller's opaque bytes."""
 
-    Checks the magic, each frame's CRC and that seqs are contiguous from 1; raises
-    :class:`JournalCorruptError` naming the byte offset (and seq, when readable) otherwise. Records
-    are not decoded here; pass the entries to :meth:`RecordCodec.decode` for that.
+    seq: int
+    ts: int
+    payload: bytes
+
+
+class CanonicalReader:
+    """Iterates the entries of a canonical stream (an exported journal), checking every frame.
+
+    Checks the magic, each frame's CRC and that seqs are contiguous from 1. Records are not decoded
+    here; pass the entries to :meth:`RecordCodec.decode` for that.
+
+    A crash (or a copy cut short) can leave the stream ending inside its last frame. That *torn last
+    frame* (too short, or complete but failing its check, and the stream ends there) is dropped with
+    a warning naming its byte offset: :attr:`dropped_tail` becomes 1 and :attr:`torn_position` is the
+    offset. Damage anywhere else raises :class:`JournalCorruptError` naming the byte offset (and the
+    seq when readable); so does a frame whose length field points past the end when a valid frame
+    follows inside it (the length was damaged, the stream was not cut).
     """
-    magic = stream.read(len(STREAM_MAGIC))
-    if magic != STREAM_MAGIC:
-        raise JournalCorruptError("not a tradeloop journal stream (bad magic)", position=0)
-    position = len(STREAM_MAGIC)
-    expected = 1
-    while True:
-        head = stream.read(_FRAME_HEAD.size)
-        if not head:
-            return
-        if len(head) < _FRAME_HEAD.size:
-            raise JournalCorruptError("truncated frame header", position=position)
-        seq, ts, kind_len, payload_len = _FRAME_HEAD.unpack(head)
-        body = stream.read(kind_len + payload_len + _FRAME_CRC.size)
-        if len(body) < kind_len + payload_len + _FRAME_CRC.size:
-            raise JournalCorruptError("truncated frame", seq=seq, position=position)
-        if seq != expected:
-            raise JournalCorruptError(f"expected seq {expected}, found {seq}", seq=seq, position=position)
-        try:
-            kind = body[:kind_len].decode("ascii")
-        except UnicodeDecodeError:
-            raise JournalCorruptError("kind is not ASCII", seq=seq, position=position) from None
-        payload = body[kind_len : kind_len + payload_len]
-        (crc,) = _FRAME_CRC.unpack(body[kind_len + payload_len :])
-        if record_crc(seq, ts, payload) != crc:
-            raise JournalCorruptError("CRC mismatch", seq=seq, position=position)
-        yield JournalEntry(seq, ts, kind, payload, crc)
-        position += _FRAME_HEAD.size + len(body)
-        expected += 1
+
+    def __init__(self, stream: BinaryIO, *, name: str = "journal stream") -> None:
+        self._stream = stream
+        self.name = name
+        self.dropped_tail = 0
+        """1 when a torn last frame was dropped, else 0."""
+        self.torn_position: int | None = None
+        """Byte offset of the dropped torn frame."""
+        self._frames = self._iterate()
+
+    def __iter__(self) -> CanonicalReader:
+        return self
+
+    def __next__(self) -> JournalEntry:
+        return next(self._frames)
+
+    def _iterate(self) -> Iterator[JournalEntry]:
+        stream = self._stream
+        magic = stream.read(len(STREAM_MAGIC))
+        if magic != STREAM_MAGIC:
+            raise JournalCorruptError("not a tradeloop journal stream (bad magic)", position=0)
+        position = len(STREAM_MAGIC)
+        expected = 1
+        while True:
+            head = stream.read(_FRAME_HEAD.size)
+            if not head:
+                return
+            if len(head) < _FRAME_HEAD.size:
+                self._torn(position, len(head), "frame header cut short")
+                return
+            seq, ts, kind_len, payload_len = _FRAME_HEAD.unpack(head)
+            size = kind_len + payload_len + _FRAME_CRC.size
+            body = stream.read(size)
+            if len(body) < size:
+                if _frame_inside(body, expected + 1):
+                    raise JournalCorruptError(
+                        f"frame length damaged (claims {size} bytes, the next frame follows earlier)",
+                        seq=seq if seq == expected else None,
+                        position=position,
+                    )
+                self._torn(position, len(head) + len(body), "frame cut short")
+                return
+            problem = _frame_problem(seq, expected, ts, body, kind_len, payload_len)
+            if problem is not None:
+                if not stream.read(1):
+                    self._torn(position, len(head) + len(body), problem)
+                    return
+                raise JournalCorruptError(problem, seq=seq if seq == expected else None, position=position)
+            payload = body[kind_len : kind_len + payload_len]
+            (crc,) = _FRAME_CRC.unpack_from(body, kind_len + payload_len)
+            yield JournalEntry(seq, ts, body[:kind_len].decode("ascii"), payload, crc)
+            position += _FRAME_HEAD.size + size
+            expected += 1
+
+    def _torn(self, position: int, size: int, why: str) -> None:
+        self.dropped_tail = 1
+        self.torn_position = position
+        _log.warning(
+            "torn last journal frame dropped", stream=self.name, position=position, bytes_dropped=size, problem=why
+        )
+
+
+def _frame_problem(seq: int, expected: int, ts: int, body: bytes, kind_len: int, payload_len: int) -> str | None:
+    """Why a complete frame is bad (``None`` if it is good)."""
+    if seq != expected:
+        return f"expected seq {expected}, found {seq}"
+    try:
+        body[:kind_len].decode("ascii")
+    except UnicodeDecodeError:
+        return "kind is not ASCII"
+    (crc,) = _FRAME_CRC.unpack_from(body, kind_len + payload_len)
+    if record_crc(seq, ts, body[kind_len : kind_len + payload_len]) != crc:
+        return "CRC mismatch"
+    return None
+
+
+def _frame_inside(data: bytes, seq: int) -> bool:
+    """Whether a complete, valid frame for ``seq`` starts somewhere in ``data``."""
+    needle = struct.pack("<Q", seq)
+    at = data.find(needle)
+    while at >= 0:
+        if at + _FRAME_HEAD.size <= len(data):
+            _, ts, kind_len, payload_len = _FRAME_HEAD.unpack_from(data, at)
+            start = at + _FRAME_HEAD.size
+            end = start + kind_len + payload_len + _FRAME_CRC.size
+            if end <= len(data) and _frame_problem(seq, seq, ts, data[start:end], kind_len, payload_len) is None:
+                return True
+        at = data.find(needle, at + 1)
+    return False
+
+
+def read_canonical(stream: BinaryIO, *, name: str = "journal stream") -> CanonicalReader:
+    """Parse a canonical stream (an exported journal) back into entries: see :class:`CanonicalReader`.
+
+    A torn last frame is dropped with a warning (the reader's ``dropped_tail``); any other damage
+    raises :class:`JournalCorruptError` naming the byte offset (and seq, when readable).
+    """
+    return CanonicalReader(stream, name=name)

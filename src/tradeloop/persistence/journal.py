@@ -2,7 +2,9 @@
 
 State (orders, positions, balances) is a fold over the journal, so replaying it with :meth:`Journal.read`
 rebuilds the state exactly. Backends: :class:`~tradeloop.persistence.sqlite.SQLiteJournal` (default,
-embedded) and :class:`~tradeloop.persistence.memory.MemoryJournal` (tests and runs without a file).
+embedded), :class:`~tradeloop.persistence.postgres.PostgresJournal` (a PostgreSQL server, for several
+machines or a failover pair) and :class:`~tradeloop.persistence.memory.MemoryJournal` (tests and runs
+without a file). All store the same entries, so their digests agree.
 
 Write path:
 
@@ -11,8 +13,23 @@ Write path:
 * :meth:`Journal.append_durable` commits (and syncs) the record, and everything before it, before it
   returns. Live mode journals order intents this way before they are sent to a venue.
 
-Records are committed in seq order and in whole transactions: after a crash the journal holds a
-prefix of what was appended (every durable record at least), never a gap or half a record.
+Durability contract (every backend that stores anything):
+
+* Records are committed in seq order and in whole transactions: after a crash the journal holds a
+  prefix of what was appended (every durable record at least), never a gap or half a record.
+* A record returned by ``append_durable`` (or appended before a ``flush(durable=True)``) is on disk
+  before the call returns: an order intent is durable before its send. Or, without blocking:
+  ``request_durable()`` starts a sync and the send waits until ``durable_seq()`` covers its intent
+  (group commit: one sync for every intent appended while the previous sync ran).
+* Every other record is committed at most ``max_delay_s`` (default 1 s) after it was appended, as
+  long as the engine appends or calls :meth:`Journal.flush_if_due` from a timer (the SQLite journal
+  has no thread of its own; the PostgreSQL journal's writer thread also commits when the engine is
+  idle). So the recovery point is under one second.
+* Snapshots (:meth:`Journal.save_snapshot`) are written after the records they cover are committed,
+  in one durable transaction each, with a CRC; the newest :data:`SNAPSHOTS_KEPT` are kept.
+* Opening a journal for writing checks its last record: one whose CRC fails (torn) is deleted with a
+  warning and counted in ``dropped_tail``. A damaged record anywhere else is never dropped: reading
+  it raises :class:`~tradeloop.persistence.codec.JournalCorruptError` naming its seq.
 
 The journal's identity is :meth:`Journal.digest`: the sha256 of its canonical stream (see
 :mod:`tradeloop.persistence.codec`), independent of the backend. ``tradeloop backtest`` prints it.
@@ -25,8 +42,9 @@ import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Protocol, Self, runtime_checkable
+from typing import Final, Protocol, Self, runtime_checkable
 
+from tradeloop.core.logging import get_logger
 from tradeloop.persistence.codec import (
     JournalCorruptError,
     JournalEntry,
@@ -34,11 +52,22 @@ from tradeloop.persistence.codec import (
     JournalRecord,
     RecordCodec,
     Row,
+    SnapshotRecord,
     canonical_chunks,
+    record_crc,
     verify_entry,
 )
 
 StrPath = str | os.PathLike[str]
+SnapshotRow = tuple[int, int, bytes, int]
+"""A stored snapshot as a plain tuple ``(seq, ts, payload, crc)``."""
+
+SNAPSHOTS_KEPT: Final[int] = 3
+"""How many snapshots a journal keeps (the newest ones)."""
+DEFAULT_MAX_DELAY_S: Final[float] = 1.0
+"""Default longest time a buffered (non-durable) record waits for its commit."""
+
+log = get_logger("tradeloop.journal")
 
 
 @runtime_checkable
@@ -63,6 +92,48 @@ class Journal(Protocol):
         ``append`` of several intents then one ``flush(durable=True)`` makes them all durable with
         one sync (group commit).
         """
+        ...
+
+    def request_durable(self) -> int:
+        """Start making every record appended so far durable, without waiting; returns the last seq.
+
+        Group commit without blocking the engine: hold each send until :meth:`durable_seq` reaches
+        the seq of its intent (or :meth:`wait_durable` for it). Several intents share one sync.
+        """
+        ...
+
+    def durable_seq(self) -> int:
+        """The highest seq known durable (every record up to it survives a crash and a power loss)."""
+        ...
+
+    def wait_durable(self, seq: int, timeout: float | None = None) -> bool:
+        """Block until ``durable_seq() >= seq``; False if ``timeout`` seconds passed first."""
+        ...
+
+    def flush_if_due(self, period_s: float = 0.25) -> None:
+        """Commit the buffer if a buffered record would otherwise wait longer than ``max_delay_s``.
+
+        For a timer that calls it every ``period_s`` seconds while the engine may be idle. Cheap when
+        nothing is due. Also raises a background writer's failure, if any.
+        """
+        ...
+
+    def save_snapshot(self, seq: int, ts: int, payload: bytes) -> None:
+        """Store ``payload`` (opaque bytes: the state after record ``seq`` at engine time ``ts``).
+
+        Commits the buffered records first, so a snapshot never covers uncommitted records;
+        ``seq`` must be at most ``last_seq()``. One durable transaction; the newest
+        :data:`SNAPSHOTS_KEPT` snapshots are kept.
+        """
+        ...
+
+    def latest_snapshot(self) -> SnapshotRecord | None:
+        """The newest snapshot whose CRC checks (a damaged one is skipped with a warning), or ``None``."""
+        ...
+
+    @property
+    def dropped_tail(self) -> int:
+        """How many torn records at the end were dropped when the journal was opened (0 or 1)."""
         ...
 
     def read(self, from_seq: int = 1) -> Iterator[tuple[int, int, JournalRecord]]:
@@ -95,14 +166,17 @@ class Journal(Protocol):
 
 
 class JournalBase(ABC):
-    """Shared behaviour of the backends: checked and decoded reads, digest and export.
+    """Shared behaviour of the backends: checked and decoded reads, digest, export and snapshot checks.
 
-    Subclasses implement the write path, ``last_seq``, ``close`` and ``_raw_entries``.
+    Subclasses implement the write path, ``last_seq``, ``close``, ``save_snapshot``, ``_raw_entries``
+    and ``_snapshot_rows``.
     """
 
     def __init__(self) -> None:
         self._codec = RecordCodec()
         self._closed = False
+        self.dropped_tail = 0
+        """Torn records at the end dropped when the journal was opened (0 or 1)."""
 
     # -- to implement -------------------------------------------------------------------------
     @abstractmethod
@@ -122,6 +196,22 @@ class JournalBase(ABC):
         """Commit every buffered record."""
 
     @abstractmethod
+    def request_durable(self) -> int:
+        """Start making every record appended so far durable, without waiting; returns the last seq."""
+
+    @abstractmethod
+    def durable_seq(self) -> int:
+        """The highest seq known durable."""
+
+    @abstractmethod
+    def wait_durable(self, seq: int, timeout: float | None = None) -> bool:
+        """Block until ``durable_seq() >= seq``; False on timeout."""
+
+    @abstractmethod
+    def flush_if_due(self, period_s: float = 0.25) -> None:
+        """Commit the buffer if a buffered record would otherwise wait longer than ``max_delay_s``."""
+
+    @abstractmethod
     def last_seq(self) -> int:
         """The seq of the last appended record (0 when empty)."""
 
@@ -130,8 +220,16 @@ class JournalBase(ABC):
         """Commit what is buffered and release the backend."""
 
     @abstractmethod
+    def save_snapshot(self, seq: int, ts: int, payload: bytes) -> None:
+        """Commit the buffer, then store the snapshot durably (keeping the newest :data:`SNAPSHOTS_KEPT`)."""
+
+    @abstractmethod
     def _raw_entries(self, from_seq: int, to_seq: int) -> Iterator[Row]:
         """Stored rows with ``from_seq <= seq <= to_seq`` in seq order, unchecked."""
+
+    @abstractmethod
+    def _snapshot_rows(self) -> Iterator[SnapshotRow]:
+        """Stored snapshots, newest first, unchecked."""
 
     # -- shared -------------------------------------------------------------------------------
     @property
@@ -161,6 +259,53 @@ class JournalBase(ABC):
             expected += 1
         if expected <= last:
             raise JournalCorruptError(f"record missing (stored records end before it; last is {last})", seq=expected)
+
+    def latest_snapshot(self) -> SnapshotRecord | None:
+        """The newest snapshot whose CRC checks and whose seq the journal still holds, or ``None``.
+
+        A damaged snapshot (or one past the last record, after a torn tail was dropped) is skipped
+        with a warning and the next older one is tried.
+        """
+        self._check_open()
+        last = self.last_seq()
+        for seq, ts, payload, crc in self._snapshot_rows():
+            problem = snapshot_problem(seq, ts, payload, crc, last)
+            if problem is None:
+                return SnapshotRecord(seq, ts, payload)
+            log.warning("journal snapshot skipped", journal=self._describe(), seq=seq, problem=problem)
+        return None
+
+    def _check_snapshot(self, seq: int, ts: int, payload: bytes) -> SnapshotRow:
+        """Validate :meth:`save_snapshot` arguments; returns the row to store (with its CRC)."""
+        if type(seq) is not int or type(ts) is not int:
+            raise TypeError(f"snapshot seq and ts must be ints, got {type(seq).__name__} and {type(ts).__name__}")
+        if not isinstance(payload, bytes | bytearray | memoryview):
+            raise TypeError(f"snapshot payload must be bytes, got {type(payload).__name__}")
+        last = self.last_seq()
+        if not 0 <= seq <= last:
+            raise ValueError(f"snapshot seq {seq} outside the journal (0..{last})")
+        data = bytes(payload)
+        try:
+            crc = record_crc(seq, ts, data)
+        except Exception:
+            raise ValueError(f"snapshot ts {ts} out of range (i64 ns)") from None
+        return seq, ts, data, crc
+
+    def _tail_problem(self, row: Row) -> str | None:
+        """Why the last stored row counts as torn (its CRC fails or it is malformed), ``None`` if intact.
+
+        A record whose CRC checks but whose kind is unknown (a newer tradeloop wrote it) is *not*
+        torn: dropping it would destroy data; reading it raises instead.
+        """
+        try:
+            verify_entry(row)
+        except JournalCorruptError as exc:
+            return str(exc)
+        return None
+
+    def _describe(self) -> str:
+        """How messages name this journal (never with credentials)."""
+        return type(self).__name__
 
     def entries(self, from_seq: int = 1) -> Iterator[JournalEntry]:
         """Yield stored entries from ``from_seq`` on; checks seq continuity and each CRC, not the payload."""
@@ -211,6 +356,21 @@ class JournalBase(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def snapshot_problem(seq: int, ts: int, payload: bytes, crc: int, last_seq: int) -> str | None:
+    """Why a stored snapshot cannot be used (``None`` if it can)."""
+    if not isinstance(payload, bytes) or type(seq) is not int or type(ts) is not int:
+        return "malformed snapshot row"
+    try:
+        actual = record_crc(seq, ts, payload)
+    except Exception:
+        return f"seq/ts out of range (seq {seq}, ts {ts})"
+    if actual != crc:
+        return f"CRC mismatch (stored {crc!r}, computed {actual})"
+    if seq > last_seq:
+        return f"covers seq {seq}, past the journal's last record {last_seq}"
+    return None
 
 
 def _verified(rows: Iterator[Row]) -> Iterator[JournalEntry]:

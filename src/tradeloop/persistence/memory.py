@@ -1,7 +1,8 @@
 """A journal held in memory: for tests, and for runs that ask for no journal file.
 
 Records are encoded exactly as the SQLite journal encodes them, so the digest of a memory journal
-equals the digest of a SQLite journal holding the same records.
+equals the digest of a SQLite journal holding the same records. Nothing survives the process:
+"durable" means nothing here, and snapshots are kept in the same list-like way as records.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from tradeloop.persistence.codec import JournalEntry, JournalRecord, Row, read_canonical
-from tradeloop.persistence.journal import JournalBase, StrPath
+from tradeloop.persistence.journal import SNAPSHOTS_KEPT, JournalBase, SnapshotRow, StrPath
 
 
 class MemoryJournal(JournalBase):
@@ -18,14 +19,21 @@ class MemoryJournal(JournalBase):
     def __init__(self) -> None:
         super().__init__()
         self._rows: list[Row] = []
+        self._snapshots: list[SnapshotRow] = []
         self._row = self._codec.encode_row
 
     @classmethod
     def load(cls, path: StrPath) -> MemoryJournal:
-        """A memory journal holding the records of an exported canonical stream (see ``export``)."""
+        """A memory journal holding the records of an exported canonical stream (see ``export``).
+
+        A torn last frame is dropped with a warning and counted in ``dropped_tail``; any other damage
+        raises :class:`~tradeloop.persistence.codec.JournalCorruptError` naming its byte offset.
+        """
         journal = cls()
         with open(path, "rb") as stream:
-            journal._rows.extend(read_canonical(stream))
+            reader = read_canonical(stream, name=str(path))
+            journal._rows.extend(reader)
+        journal.dropped_tail = reader.dropped_tail
         return journal
 
     def append(self, record: JournalRecord) -> int:
@@ -50,6 +58,36 @@ class MemoryJournal(JournalBase):
     def flush(self, *, durable: bool = False) -> None:
         """Nothing is buffered."""
         self._check_open()
+
+    def flush_if_due(self, period_s: float = 0.25) -> None:
+        """Nothing is buffered."""
+        self._check_open()
+
+    def request_durable(self) -> int:
+        """Nothing to sync: returns the last seq."""
+        self._check_open()
+        return len(self._rows)
+
+    def durable_seq(self) -> int:
+        """The last seq (memory has nothing to sync)."""
+        return len(self._rows)
+
+    def wait_durable(self, seq: int, timeout: float | None = None) -> bool:
+        """True at once for any appended seq."""
+        if seq > len(self._rows):
+            raise ValueError(f"seq {seq} was never appended (last is {len(self._rows)})")
+        return True
+
+    def save_snapshot(self, seq: int, ts: int, payload: bytes) -> None:
+        """Keep the snapshot (and the :data:`SNAPSHOTS_KEPT` newest ones)."""
+        self._check_open()
+        row = self._check_snapshot(seq, ts, payload)
+        snapshots = self._snapshots
+        snapshots.append(row)
+        del snapshots[:-SNAPSHOTS_KEPT]
+
+    def _snapshot_rows(self) -> Iterator[SnapshotRow]:
+        return reversed(list(self._snapshots))
 
     def last_seq(self) -> int:
         """The last seq (0 when empty)."""

@@ -1,8 +1,9 @@
 """The SQLite journal: the default backend, embedded, nothing to start.
 
-One table::
+Two tables::
 
     journal(seq INTEGER PRIMARY KEY, ts INTEGER, kind TEXT, payload BLOB, crc INTEGER)
+    snapshots(id INTEGER PRIMARY KEY, seq INTEGER, ts INTEGER, payload BLOB, crc INTEGER)
 
 Writes:
 
@@ -16,6 +17,25 @@ Writes:
 * :meth:`SQLiteJournal.append_durable` commits the buffer and the record under
   ``durable_synchronous`` (default ``FULL``: the WAL is fsynced before the call returns), so an
   order intent survives a power loss as well as a crash.
+* Nothing waits longer than ``max_delay_s`` (default 1 s) for its commit: every 64th append checks
+  the clock (one ``monotonic_ns`` call) and commits when the last commit is that old, and
+  :meth:`SQLiteJournal.flush_if_due`, called from a timer, does the same while the engine is idle.
+  The journal has no thread of its own; without such a timer an idle engine's last few records
+  wait for the next append, flush or close.
+* :meth:`SQLiteJournal.save_snapshot` commits the buffer, then writes the snapshot and prunes old
+  ones (the newest three stay) in one ``durable_synchronous`` transaction.
+* Group commit without blocking: :meth:`SQLiteJournal.request_durable` commits the buffer under
+  ``synchronous`` and has a :class:`~tradeloop.persistence.walsync.WalSyncer` fsync the WAL in the
+  background; :meth:`SQLiteJournal.durable_seq` says how far that got. An engine that holds each
+  send until ``durable_seq()`` covers its intent keeps "intent durable before send" with one fsync
+  for all the intents appended while the previous fsync ran.
+
+Crash safety of the tail: a transaction is all or nothing, so a row is never torn. What a crash can
+tear is the last frame of the WAL file; SQLite's frame checksums make it ignore that frame (and the
+transaction it belonged to) at the next open, which the journal reports with a warning naming the
+file and the bytes dropped (:attr:`SQLiteJournal.torn_wal_bytes`). The last record is also checked
+when the journal is opened: one whose CRC fails is deleted (hidden when read-only) with a warning
+and counted in ``dropped_tail``; a damaged record before it is reported by reads, naming its seq.
 
 On :meth:`SQLiteJournal.close` the WAL is checkpointed and truncated and the database switched back
 to rollback-journal mode: what remains is one self-contained file, and the same records appended
@@ -23,28 +43,40 @@ the same way give the same file bytes. Opening a closed journal only to read it 
 writes nothing, so its bytes do not change.
 
 Opening an existing journal continues its seq. The file is marked with an ``application_id`` so
-that a foreign SQLite file is refused rather than written into.
+that a foreign SQLite file is refused rather than written into. Journals written before snapshots
+existed (schema v1) get their ``snapshots`` table at the first :meth:`SQLiteJournal.save_snapshot`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import sqlite3
 import struct
 import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from time import monotonic_ns
 from typing import Final
 
 import msgspec
 
+from tradeloop.core.failpoints import failpoint
 from tradeloop.persistence.codec import KIND_OF, JournalCorruptError, JournalError, JournalRecord, Row, kind_of
-from tradeloop.persistence.journal import JournalBase, StrPath
+from tradeloop.persistence.journal import (
+    DEFAULT_MAX_DELAY_S,
+    SNAPSHOTS_KEPT,
+    JournalBase,
+    SnapshotRow,
+    StrPath,
+    log,
+)
+from tradeloop.persistence.walsync import WalSyncer
 
 APPLICATION_ID: Final[int] = 0x544C4A4E
 """``PRAGMA application_id`` of a tradeloop journal ("TLJN")."""
-SCHEMA_VERSION: Final[int] = 1
-"""``PRAGMA user_version`` of the current table layout."""
+SCHEMA_VERSION: Final[int] = 2
+"""``PRAGMA user_version`` of the current table layout (1: no snapshots table yet)."""
 DEFAULT_BATCH_SIZE: Final[int] = 8192
 """Records per batch commit."""
 SYNC_MODES: Final[tuple[str, ...]] = ("OFF", "NORMAL", "FULL", "EXTRA")
@@ -54,9 +86,25 @@ _CREATE: Final[str] = (
     "CREATE TABLE journal ("
     "seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL, kind TEXT NOT NULL, payload BLOB NOT NULL, crc INTEGER NOT NULL)"
 )
+_CREATE_SNAPSHOTS: Final[str] = (
+    "CREATE TABLE snapshots ("
+    "id INTEGER PRIMARY KEY, seq INTEGER NOT NULL, ts INTEGER NOT NULL, payload BLOB NOT NULL, crc INTEGER NOT NULL)"
+)
 _INSERT: Final[str] = "INSERT INTO journal (seq, ts, kind, payload, crc) VALUES (?, ?, ?, ?, ?)"
 _SELECT: Final[str] = "SELECT seq, ts, kind, payload, crc FROM journal WHERE seq >= ? AND seq <= ? ORDER BY seq LIMIT ?"
+_SELECT_LAST: Final[str] = "SELECT seq, ts, kind, payload, crc FROM journal ORDER BY seq DESC LIMIT 1"
+_INSERT_SNAPSHOT: Final[str] = "INSERT INTO snapshots (seq, ts, payload, crc) VALUES (?, ?, ?, ?)"
+_PRUNE_SNAPSHOTS: Final[str] = (
+    f"DELETE FROM snapshots WHERE id NOT IN (SELECT id FROM snapshots ORDER BY id DESC LIMIT {SNAPSHOTS_KEPT})"
+)
+_SELECT_SNAPSHOTS: Final[str] = "SELECT seq, ts, payload, crc FROM snapshots ORDER BY id DESC"
 _CRC_HEAD: Final = struct.Struct("<Qq")
+_DUE_STRIDE_MASK: Final[int] = 63
+"""``append`` looks at the clock when the buffer length is a multiple of 64 (cheap, and often enough)."""
+_WAL_HEADER: Final = struct.Struct(">IIII")
+_WAL_MAGIC: Final = frozenset({0x377F0682, 0x377F0683})
+_WAL_HEADER_SIZE: Final[int] = 32
+_WAL_FRAME_HEADER_SIZE: Final[int] = 24
 
 
 def _sync_mode(value: str, name: str) -> str:
@@ -74,6 +122,7 @@ class SQLiteJournal(JournalBase):
     :param synchronous: SQLite ``synchronous`` for batch commits (``OFF``, ``NORMAL``, ``FULL``, ``EXTRA``).
     :param durable_synchronous: ``synchronous`` for :meth:`append_durable` commits.
     :param readonly: open an existing journal for reading only (appends raise, the file is not touched).
+    :param max_delay_s: longest wait of a buffered record for its commit (see the module docstring).
 
     Single-threaded, single writer. A second writer on the same file is detected at its first
     commit (the seq it wants is taken) and gets a :class:`~tradeloop.persistence.codec.JournalError`.
@@ -87,10 +136,13 @@ class SQLiteJournal(JournalBase):
         synchronous: str = "NORMAL",
         durable_synchronous: str = "FULL",
         readonly: bool = False,
+        max_delay_s: float = DEFAULT_MAX_DELAY_S,
     ) -> None:
         super().__init__()
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if not (isinstance(max_delay_s, int | float) and math.isfinite(max_delay_s) and max_delay_s > 0):
+            raise ValueError(f"max_delay_s must be a positive number of seconds, got {max_delay_s!r}")
         self.path = Path(path)
         if str(path) == ":memory:" or str(path).startswith("file:"):
             raise ValueError("SQLiteJournal needs a file path; use MemoryJournal for a journal in memory")
@@ -100,16 +152,53 @@ class SQLiteJournal(JournalBase):
         self._readonly = readonly
         self._buffer: list[Row] = []
         self._wal = False
+        self._has_snapshots = False
+        self._max_delay_ns = int(max_delay_s * 1e9)
+        self._due_ns = monotonic_ns() + self._max_delay_ns
         self._encode = msgspec.msgpack.Encoder().encode
+        self.torn_wal_bytes = self._check_wal_tail()
+        """Bytes of a torn last WAL frame found at open (SQLite ignores them); 0 if none."""
         self._conn = self._connect()
         try:
             self._committed = self._open_schema()
+            self._check_tail()
         except BaseException:
             self._conn.close()
             raise
         self._last = self._committed
+        self._durable = self._committed
+        self._want = self._committed
+        self._syncer: WalSyncer | None = None
 
     # -- opening ------------------------------------------------------------------------------
+    def _check_wal_tail(self) -> int:
+        """Warn about a torn WAL tail (size not header + whole frames); returns the torn bytes."""
+        wal = self.path.with_name(self.path.name + "-wal")
+        try:
+            size = wal.stat().st_size
+            if size == 0:
+                return 0
+            with open(wal, "rb") as f:
+                header = f.read(_WAL_HEADER_SIZE)
+        except OSError:
+            return 0
+        if len(header) < _WAL_HEADER_SIZE:
+            torn = size
+        else:
+            magic, _version, page_size, _ckpt = _WAL_HEADER.unpack_from(header)
+            if magic not in _WAL_MAGIC or page_size < 512:
+                log.warning("WAL file has no valid header; SQLite ignores it", file=str(wal), size=size)
+                return 0
+            torn = (size - _WAL_HEADER_SIZE) % (_WAL_FRAME_HEADER_SIZE + page_size)
+        if torn:
+            log.warning(
+                "torn WAL tail: SQLite drops the partial frame and its transaction",
+                file=str(wal),
+                bytes_dropped=torn,
+                wal_size=size,
+            )
+        return torn
+
     def _connect(self) -> sqlite3.Connection:
         if self._readonly:
             if not self.path.exists():
@@ -144,7 +233,9 @@ class SQLiteJournal(JournalBase):
             conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             conn.execute(_CREATE)
+            conn.execute(_CREATE_SNAPSHOTS)
             conn.execute("COMMIT")
+            self._has_snapshots = True
             return 0
         if app_id != APPLICATION_ID or "journal" not in tables:
             raise JournalError(f"{self.path}: not a tradeloop journal (application_id {app_id:#x})")
@@ -152,6 +243,7 @@ class SQLiteJournal(JournalBase):
             raise JournalError(
                 f"{self.path}: journal schema v{version} is newer than this tradeloop (v{SCHEMA_VERSION})"
             )
+        self._has_snapshots = "snapshots" in tables
         # Two queries: SQLite answers a lone min() or max() from the b-tree edge, a pair by a full scan.
         (last,) = conn.execute("SELECT max(seq) FROM journal").fetchone()
         (first,) = conn.execute("SELECT min(seq) FROM journal").fetchone()
@@ -160,6 +252,35 @@ class SQLiteJournal(JournalBase):
         if first != 1:
             raise JournalCorruptError(f"record missing: {self.path} starts at seq {first}", seq=1)
         return int(last)
+
+    def _check_tail(self) -> None:
+        """Drop (delete, or hide when read-only) a last record whose CRC fails, with a warning."""
+        if self._committed == 0:
+            return
+        row: Row = self._conn.execute(_SELECT_LAST).fetchone()
+        problem = self._tail_problem(row)
+        if problem is None:
+            return
+        seq = row[0]
+        if not self._readonly:
+            self._ensure_wal()
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("DELETE FROM journal WHERE seq = ?", (seq,))
+                conn.execute("COMMIT")
+            except BaseException:
+                self._rollback()
+                raise
+        self._committed = seq - 1
+        self.dropped_tail = 1
+        log.warning(
+            "torn last journal record dropped",
+            journal=str(self.path),
+            seq=seq,
+            problem=problem,
+            deleted=not self._readonly,
+        )
 
     # -- writing ------------------------------------------------------------------------------
     def _writable(self) -> None:
@@ -186,7 +307,9 @@ class SQLiteJournal(JournalBase):
         buffer = self._buffer
         buffer.append((seq, ts, kind, payload, zlib.crc32(payload, zlib.crc32(head))))
         self._last = seq
-        if len(buffer) >= self._batch_size:
+        n = len(buffer)
+        # The clock is read on every 64th buffered record only: the max_delay_s check costs ~nothing.
+        if n >= self._batch_size or (not n & _DUE_STRIDE_MASK and monotonic_ns() >= self._due_ns):
             self._commit(durable=False)
         return seq
 
@@ -203,6 +326,8 @@ class SQLiteJournal(JournalBase):
             self._last = rows[-1][0]
             while len(buffer) >= self._batch_size:
                 self._commit(durable=False, count=self._batch_size)
+            if buffer and monotonic_ns() >= self._due_ns:
+                self._commit(durable=False)
         return self._last
 
     def append_durable(self, record: JournalRecord) -> int:
@@ -221,6 +346,112 @@ class SQLiteJournal(JournalBase):
         """
         self._writable()
         self._commit(durable=durable)
+
+    def flush_if_due(self, period_s: float = 0.25) -> None:
+        """Commit the buffer if a record in it would wait longer than ``max_delay_s`` before the next call.
+
+        For a timer that calls it every ``period_s`` seconds (live and paper sessions do, every 250 ms):
+        together with the check in :meth:`append`, no committed-later record waits longer than
+        ``max_delay_s``, even when the engine is idle. Costs one clock read when nothing is due.
+        """
+        if self._buffer and monotonic_ns() + int(period_s * 1e9) >= self._due_ns:
+            self._writable()
+            self._commit(durable=False)
+        elif self._closed:
+            self._writable()
+
+    def request_durable(self) -> int:
+        """Ask for every record appended so far to be made durable, without waiting; returns the last seq.
+
+        Commits the buffer now (under ``synchronous``, no fsync) unless a background fsync is running,
+        in which case the commit and the next fsync follow as soon as it ends (driven by the next
+        :meth:`request_durable`, :meth:`durable_seq` or :meth:`wait_durable`). Hold a send until
+        ``durable_seq()`` reaches the seq of its intent.
+        """
+        self._writable()
+        self._want = self._last
+        self._advance_sync()
+        return self._want
+
+    def durable_seq(self) -> int:
+        """The highest seq known to be on disk (every record up to it is durable)."""
+        syncer = self._syncer
+        if syncer is not None:
+            if syncer.error is not None:
+                raise JournalError(f"journal {self.path}: fsync of the WAL failed: {syncer.error}")
+            if self._want > max(self._durable, syncer.durable) and not syncer.busy:
+                self._writable()
+                self._advance_sync()
+            return max(self._durable, syncer.durable)
+        return self._durable
+
+    def wait_durable(self, seq: int, timeout: float | None = None) -> bool:
+        """Block until ``durable_seq() >= seq`` (requesting it if needed); False if ``timeout`` passed first."""
+        if seq > self._last:
+            raise ValueError(f"seq {seq} was never appended (last is {self._last})")
+        deadline = None if timeout is None else monotonic_ns() + int(timeout * 1e9)
+        if seq > self._want:
+            self.request_durable()
+        while self.durable_seq() < seq:
+            syncer = self._syncer
+            remaining = None if deadline is None else (deadline - monotonic_ns()) / 1e9
+            if syncer is None or (remaining is not None and remaining <= 0):
+                return self.durable_seq() >= seq
+            syncer.wait(remaining)
+        return True
+
+    @property
+    def durable_syncs(self) -> int:
+        """Background WAL fsyncs done so far (group commits of :meth:`request_durable`)."""
+        return self._syncer.syncs if self._syncer is not None else 0
+
+    def _advance_sync(self) -> None:
+        if self._durable_sync in ("OFF", "NORMAL"):  # "durable" was configured to mean a plain commit
+            self._commit(durable=True)
+            return
+        syncer = self._syncer
+        if syncer is not None and (syncer.busy or self._want <= max(self._durable, syncer.durable)):
+            return
+        self._commit(durable=False)
+        if syncer is None:
+            if not self._wal:
+                self._ensure_wal()
+            syncer = self._syncer = WalSyncer(self.path.with_name(self.path.name + "-wal"))
+        elif syncer.error is not None:
+            raise JournalError(f"journal {self.path}: fsync of the WAL failed: {syncer.error}")
+        syncer.submit(self._committed)
+
+    def save_snapshot(self, seq: int, ts: int, payload: bytes) -> None:
+        """Commit the buffer, then store the snapshot and prune old ones in one durable transaction.
+
+        The crash tests kill the process at the ``journal.snapshot`` failpoint, between the snapshot
+        row and the commit: the snapshot is then absent, never half there.
+        """
+        self._writable()
+        row = self._check_snapshot(seq, ts, payload)
+        self._commit(durable=False)
+        conn = self._conn
+        if not self._wal:
+            self._ensure_wal()
+        switch_sync = self._durable_sync != self._sync
+        if switch_sync:
+            conn.execute(f"PRAGMA synchronous={self._durable_sync}")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            if not self._has_snapshots:
+                conn.execute(_CREATE_SNAPSHOTS)
+                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            conn.execute(_INSERT_SNAPSHOT, row)
+            conn.execute(_PRUNE_SNAPSHOTS)
+            failpoint("journal.snapshot")
+            conn.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
+        finally:
+            if switch_sync:
+                conn.execute(f"PRAGMA synchronous={self._sync}")
+        self._has_snapshots = True
 
     def _commit(self, *, durable: bool, count: int | None = None) -> None:
         """Commit the first ``count`` buffered rows (all by default) in one transaction."""
@@ -250,6 +481,9 @@ class SQLiteJournal(JournalBase):
             if switch_sync:
                 conn.execute(f"PRAGMA synchronous={self._sync}")
         self._committed = rows[-1][0]
+        if durable:
+            self._durable = self._committed
+        self._due_ns = monotonic_ns() + self._max_delay_ns
         if rows is buffer:
             buffer.clear()
         else:
@@ -300,6 +534,15 @@ class SQLiteJournal(JournalBase):
             yield buffer[i]
             nxt += 1
 
+    def _snapshot_rows(self) -> Iterator[SnapshotRow]:
+        if not self._has_snapshots:
+            return iter(())
+        rows: list[SnapshotRow] = self._conn.execute(_SELECT_SNAPSHOTS).fetchall()
+        return iter(rows)
+
+    def _describe(self) -> str:
+        return str(self.path)
+
     # -- closing ------------------------------------------------------------------------------
     def close(self) -> None:
         """Commit the buffer, checkpoint and drop the WAL, and close the file. Idempotent.
@@ -312,6 +555,8 @@ class SQLiteJournal(JournalBase):
             return
         conn = self._conn
         try:
+            if self._syncer is not None:
+                self._syncer.close()
             if not self._readonly:
                 self._commit(durable=False)
                 # Also when this connection wrote nothing but found a WAL (left by a crashed writer).

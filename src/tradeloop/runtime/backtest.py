@@ -49,10 +49,12 @@ from tradeloop.runtime.results import FillPoint, RunSeries
 from tradeloop.strategies.base import Strategy, StrategyContext
 from tradeloop.strategies.loader import load_strategy_class
 from tradeloop.trading.breakers import CircuitBreakers
-from tradeloop.trading.execution import ExecutionEngine
+from tradeloop.trading.execution import ExecutionEngine, GatedCommand, SendGate
 from tradeloop.trading.oms import OrderManager
 from tradeloop.trading.portfolio import Portfolio
+from tradeloop.trading.recovery import RecoveredState, capture_state
 from tradeloop.trading.risk import RiskEngine
+from tradeloop.trading.state import EngineState, capture_portfolio, encode_state, restore_portfolio
 from tradeloop.venues.base import EmitEvent, ExecutionClient
 from tradeloop.venues.sim.execution import SimExecutionClient
 from tradeloop.venues.sim.venue import SimulatedVenue
@@ -108,11 +110,15 @@ class BacktestEngine:
         execution_clients: Mapping[str, Callable[[EmitEvent], ExecutionClient]] | None = None,
         checksum_fns: Mapping[str, ChecksumFn] | None = None,
         depth_limits: Mapping[str, int] | None = None,
+        send_gate: SendGate | None = None,
+        id_epoch: int | None = None,
     ) -> None:
         """``execution_clients`` maps a venue to a factory of its real execution client (called with
         the engine's event callback); venues not in it trade on a :class:`SimulatedVenue`, as in a
         backtest or a paper session. ``checksum_fns`` and ``depth_limits`` are the venues' book rules
-        (see :class:`~tradeloop.data.book_manager.BookManager`)."""
+        (see :class:`~tradeloop.data.book_manager.BookManager`). ``send_gate`` is asked before every
+        submit or amend leaves (a reason stops it, see :class:`~tradeloop.trading.execution.ExecutionEngine`);
+        ``id_epoch`` replaces the start second in client order ids (a failover node's fencing token)."""
         self.config = config
         self.instruments: dict[InstrumentId, Instrument] = {i.id: i for i in instruments}
         if not self.instruments:
@@ -121,7 +127,7 @@ class BacktestEngine:
         self.metrics = metrics
         self.bus = MessageBus()
         self.journal: Journal = journal if journal is not None else open_journal(config.journal.path)
-        self.ids = ClientOrderIdGenerator(config.node_tag, start_ns)
+        self.ids = ClientOrderIdGenerator(config.node_tag, start_ns, epoch=id_epoch)
         self.check_invariants = check_invariants
         self.stats = BacktestStats(first_ts=start_ns)
         venues = sorted({iid.venue for iid in self.instruments})
@@ -149,7 +155,12 @@ class BacktestEngine:
             )
             clients[v] = SimExecutionClient(self.venues[v], self.clock, self._on_venue_event)
         self.execution = ExecutionEngine(
-            self.clock, clients, {v: config.venue(v).throttle for v in venues}, self._on_sending
+            self.clock,
+            clients,
+            {v: config.venue(v).throttle for v in venues},
+            self._on_sending,
+            gate=send_gate,
+            on_refused=self._on_send_refused if send_gate is not None else None,
         )
         self.risk = RiskEngine(
             config.risk,
@@ -238,10 +249,43 @@ class BacktestEngine:
     def open_orders(self, instrument_id: InstrumentId | None = None) -> list[Order]:
         return self.oms.open_orders(instrument_id)
 
-    def _on_sending(self, cmd: SubmitOrder | AmendOrder) -> None:
-        self.oms.on_sending(cmd)
+    def _on_sending(self, cmd: SubmitOrder | AmendOrder) -> bool:
+        if not self.oms.on_sending(cmd):
+            return False
         if self.metrics is not None:
             self.metrics.order_sent(cmd.client_order_id)
+        return True
+
+    def _on_send_refused(self, cmd: GatedCommand, reason: str) -> None:
+        self.oms.on_send_refused(cmd, reason)
+
+    # -- recovery -----------------------------------------------------------------------------
+
+    def restore(self, state: RecoveredState) -> None:
+        """Continue from a recovered state: its portfolio, its orders that are not terminal, its ids.
+
+        Called once, right after construction and before any market data or strategy start. The
+        venues still have to confirm the recovered orders: see :mod:`tradeloop.trading.reconcile`.
+        """
+        restore_portfolio(self.portfolio, capture_portfolio(state.portfolio))
+        self.oms.restore(state.orders, state.client_order_ids)
+
+    def capture_state(self) -> EngineState:
+        """The node's state as of the journal's last record (for a snapshot)."""
+        return capture_state(
+            self.journal.last_seq(),
+            self.clock.now_ns(),
+            self.instruments.values(),
+            self.portfolio,
+            self.oms.orders.values(),
+            self.ids.last(),
+        )
+
+    def save_snapshot(self) -> int:
+        """Write a snapshot of the state into the journal; returns the seq it covers."""
+        state = self.capture_state()
+        self.journal.save_snapshot(state.seq, state.ts, encode_state(state))
+        return state.seq
 
     def _on_venue_event(self, event: Event) -> None:
         if self.metrics is not None and isinstance(event, OrderEventBase):

@@ -97,13 +97,29 @@ class DataSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
 
 class JournalSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     path: str | None = None
-    """SQLite file; ``None`` keeps the journal in memory."""
+    """SQLite file (or ``sqlite:///path``), a PostgreSQL URL (``postgresql://user@host:5432/db?journal=name``);
+    ``None`` keeps the journal in memory."""
+    recover: bool = True
+    """Live and paper: a journal that already has records is continued. The node loads its newest
+    snapshot and the records after it, then reconciles with each venue before it trades. ``false``
+    refuses such a journal instead."""
+    snapshot_interval_s: float = 60.0
+    """Live and paper: seconds between snapshots of the node's state in the journal (recovery then
+    replays only the records after the newest one)."""
+    flush_interval_s: float = 0.25
+    """Live and paper: buffered records are committed at least this often (never more than 1 s)."""
     durability: Literal["intent", "batched"] = "intent"
     """With orders going to a real venue (a live node): ``intent`` commits and syncs the journal before
     every submit or amend leaves (``append_durable``, ``synchronous=FULL``: an fsync, about 0.3 ms
     and up to a few ms on a shared disk); ``batched`` commits in batches only (faster, but a crash
     can lose the latest intents). Backtests and paper sessions trade nothing real: always batched.
     Nothing to sync for a journal in memory."""
+
+    def __post_init__(self) -> None:
+        if not self.snapshot_interval_s > 0:
+            raise ValueError(f"journal.snapshot_interval_s must be positive, got {self.snapshot_interval_s}")
+        if not 0 < self.flush_interval_s <= 1.0:
+            raise ValueError(f"journal.flush_interval_s must be in (0, 1], got {self.flush_interval_s}")
 
 
 class ReportSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

@@ -53,8 +53,9 @@ from tradeloop.model.events import AccountSnapshot, Event, OrderStatusReport
 from tradeloop.model.instrument import Instrument
 from tradeloop.ops.admin import AdminServer, AdminSettings, EngineAdmin
 from tradeloop.ops.metrics import EngineMetrics
-from tradeloop.persistence import open_journal
+from tradeloop.persistence.journal import Journal
 from tradeloop.runtime.backtest import BacktestEngine
+from tradeloop.runtime.durable import keep_journal, open_session_journal, reconcile, stop_journal_timers
 from tradeloop.runtime.live_config import LiveConfig
 from tradeloop.runtime.results import RunSummary
 from tradeloop.runtime.runner import BacktestRequest, MarketSource, build_summary
@@ -62,6 +63,9 @@ from tradeloop.runtime.session_tasks import install_stop_signals, refresh_metric
 from tradeloop.runtime.venue_feed import BookRules, VenueMarketData, check_valuation, connector_urls
 from tradeloop.security.credentials import Credentials
 from tradeloop.strategies.loader import load_strategy_class
+from tradeloop.trading.execution import SendGate
+from tradeloop.trading.reconcile import ReconcileReport
+from tradeloop.trading.recovery import RecoveredState
 from tradeloop.venues.base import EmitEvent, ExecutionClient
 from tradeloop.venues.connector import ConnectorUrls, VenueConnector
 
@@ -154,6 +158,9 @@ class LiveSession:
         handle_signals: bool = True,
         loop_lag_interval_s: float = 0.1,
         console: Console | None = None,
+        send_gate: SendGate | None = None,
+        id_epoch: int | None = None,
+        reconcile_only: bool = False,
     ) -> None:
         if duration_s is not None and not duration_s > 0:
             raise ConfigError(f"duration must be positive, got {duration_s}")
@@ -170,6 +177,17 @@ class LiveSession:
         self.loop_lag_interval_s = loop_lag_interval_s
         self.console = console or Console(stderr=True, quiet=True)
         self.admin_settings = admin
+        self.send_gate = send_gate
+        self.id_epoch = id_epoch
+        self.reconcile_only = reconcile_only
+        """Recover and reconcile with the venues, write a snapshot and end: no market data, no strategy,
+        every order left as it is."""
+        if reconcile_only:
+            self.keep_orders = True
+        self.journal: Journal | None = None
+        self.recovered: RecoveredState | None = None
+        """The state loaded from a journal that already had records (``None`` for a fresh journal)."""
+        self.reconciled: ReconcileReport | None = None
         # A bad strategy name or parameters fail here, before anything connects to a venue.
         strategy_cls = load_strategy_class(strategy_spec or config.strategy.name)
         decode_config(dict(config.strategy.params), strategy_cls.config_type)
@@ -237,31 +255,30 @@ class LiveSession:
         helpers: list[asyncio.Task[None]] = []
         started_wall = time.perf_counter()
         try:
+            self.journal, self.recovered = open_session_journal(self.config.journal, self.config.valuation)
             await self._start_execution()
             engine = self._build_engine()
-            if self.admin_settings is not None:
-                self.admin = AdminServer(EngineAdmin(engine, self.metrics, "live", self.connected), self.admin_settings)
-                await self.admin.start()
-                self.console.print(f"admin API: {self.admin.url}")
-            await self._start_market_data(engine)
-            helpers.append(
-                asyncio.create_task(watch_loop_lag(self.metrics, self.loop_lag_interval_s), name="live.loop_lag")
-            )
-            helpers.append(asyncio.create_task(refresh_metrics(self.metrics), name="live.metrics"))
-            engine.stats.first_ts = self.clock.now_ns()
-            engine.strategy.on_start()
-            interval = self.config.report.sample_interval_ms * 1_000_000
-            self.clock.set_timer("report.sample", interval, engine.record_sample)
-            try:
-                await asyncio.wait_for(self._stop.wait(), self.duration_s)
-            except TimeoutError:
-                self.stop("duration reached")
+            if self.recovered is not None:
+                accounts = {link.venue: link.client for link in self.links.values() if link.client is not None}
+                self.reconciled = await reconcile(
+                    engine,
+                    self.recovered,
+                    accounts,
+                    timeout_s=self.config.live.start_timeout_s,
+                    console=self.console,
+                )
+            keep_journal(engine, self.clock, self.config.journal)
+            if self.reconcile_only:
+                self.stop("reconciled")
+            else:
+                await self._trade(engine, helpers)
             await self._shutdown(engine)
         finally:
             for task in helpers:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
             await self._close_all()
+            self.clock.cancel_all()
             for sig in signals:
                 loop.remove_signal_handler(sig)
             loop.set_exception_handler(previous_handler)
@@ -278,6 +295,26 @@ class LiveSession:
             BacktestRequest(strategy=self.strategy_spec),
             MarketSource(iter(()), list(engine.instruments.values()), {}, engine.stats.first_ts, None, description),
         )
+
+    async def _trade(self, engine: BacktestEngine, helpers: list[asyncio.Task[None]]) -> None:
+        """Market data in, the strategy on, until the duration, a signal or :meth:`stop`."""
+        if self.admin_settings is not None:
+            self.admin = AdminServer(EngineAdmin(engine, self.metrics, "live", self.connected), self.admin_settings)
+            await self.admin.start()
+            self.console.print(f"admin API: {self.admin.url}")
+        await self._start_market_data(engine)
+        helpers.append(
+            asyncio.create_task(watch_loop_lag(self.metrics, self.loop_lag_interval_s), name="live.loop_lag")
+        )
+        helpers.append(asyncio.create_task(refresh_metrics(self.metrics), name="live.metrics"))
+        engine.stats.first_ts = self.clock.now_ns()
+        engine.strategy.on_start()
+        interval = self.config.report.sample_interval_ms * 1_000_000
+        self.clock.set_timer("report.sample", interval, engine.record_sample)
+        try:
+            await asyncio.wait_for(self._stop.wait(), self.duration_s)
+        except TimeoutError:
+            self.stop("duration reached")
 
     async def _start_execution(self) -> None:
         timeout = self.config.live.start_timeout_s
@@ -315,7 +352,9 @@ class LiveSession:
 
     async def _existing_orders(self, link: VenueLink) -> None:
         ours = {i.id for i in link.instruments}
-        found = [r for r in link.open_at_start if r.instrument_id in ours]
+        recovered = self.recovered.orders if self.recovered is not None else {}
+        # The node's own orders from before a restart are reconciled, not treated as strangers.
+        found = [r for r in link.open_at_start if r.instrument_id in ours and r.client_order_id not in recovered]
         if not found:
             return
         policy = self.config.live.existing_orders
@@ -337,7 +376,11 @@ class LiveSession:
         deadline = time.monotonic() + self.config.live.start_timeout_s
         while time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-            left = [r for r in await link.client.fetch_open_orders() if r.instrument_id in ours]
+            left = [
+                r
+                for r in await link.client.fetch_open_orders()
+                if r.instrument_id in ours and r.client_order_id not in recovered
+            ]
             if not left:
                 link.balances = await link.client.fetch_balances()
                 log.info("canceled open orders left from before", venue=link.venue, count=len(found))
@@ -358,10 +401,8 @@ class LiveSession:
                 section, balances={b.currency: fixed.to_str(b.total) for b in sorted(snapshot.balances, key=_ccy)}
             )
         config = msgspec.structs.replace(self.config, venues=venues)
-        journal = open_journal(config.journal.path)
-        if journal.last_seq() > 0:
-            journal.close()
-            raise ConfigError(f"journal {config.journal.path} already has records; use a new path per session")
+        journal = self.journal
+        assert journal is not None
         factories: dict[str, Callable[[EmitEvent], ExecutionClient]] = {
             link.venue: _bound(link) for link in self.links.values()
         }
@@ -377,9 +418,13 @@ class LiveSession:
             execution_clients=factories,
             checksum_fns=rules.checksum_fns,
             depth_limits=rules.depth_limits,
+            send_gate=self.send_gate,
+            id_epoch=self.id_epoch,
         )
         for snapshot in snapshots:
             engine.journal.append(msgspec.structs.replace(snapshot, ts=engine.stats.first_ts))
+        if self.recovered is not None:
+            engine.restore(self.recovered)
         self.engine = engine
         return engine
 
@@ -420,8 +465,9 @@ class LiveSession:
             for link in self.links.values():
                 await self._confirm_none_left(engine, link)
         self.clock.cancel_timer("report.sample")
+        stop_journal_timers(self.clock)
         engine.record_sample("report.sample", self.clock.now_ns())
-        engine.journal.flush()
+        engine.save_snapshot()
 
     async def _confirm_none_left(self, engine: BacktestEngine, link: VenueLink) -> None:
         """Ask the venue for its open orders; while some are left (a cancel-all the venue's rate limit

@@ -28,6 +28,7 @@ from typing import Any, Final
 import msgspec
 from rich.console import Console
 
+from tradeloop.core import fixed
 from tradeloop.core.clock import LiveClock
 from tradeloop.core.config import ConfigError
 from tradeloop.core.logging import get_logger
@@ -37,14 +38,16 @@ from tradeloop.model.enums import OrderStatus
 from tradeloop.model.instrument import Instrument
 from tradeloop.ops.admin import AdminServer, AdminSettings, EngineAdmin
 from tradeloop.ops.metrics import EngineMetrics
-from tradeloop.persistence import open_journal
 from tradeloop.runtime.backtest import BacktestEngine
 from tradeloop.runtime.config import BacktestConfig, VenueSection
 from tradeloop.runtime.control import AuditSink
+from tradeloop.runtime.durable import keep_journal, open_session_journal, reconcile, stop_journal_timers
 from tradeloop.runtime.results import RunSummary
 from tradeloop.runtime.runner import BacktestRequest, MarketSource, build_summary, open_market
 from tradeloop.runtime.session_tasks import install_stop_signals, refresh_metrics, watch_loop_lag
 from tradeloop.runtime.venue_feed import VenueFeed, check_valuation, default_balances
+from tradeloop.trading.reconcile import ReconcileReport
+from tradeloop.trading.recovery import RecoveredState
 
 __all__ = ["MarketFeed", "PacedReplay", "PaperSession", "restamp"]
 
@@ -64,6 +67,17 @@ def restamp(item: MarketData, ts_recv: int, ts_event: int) -> MarketData:
     if isinstance(item, BookStatus):
         return msgspec.structs.replace(item, ts=ts_recv)
     return msgspec.structs.replace(item, ts_recv=ts_recv, ts_event=ts_event)
+
+
+def with_recovered_balances(config: BacktestConfig, recovered: RecoveredState) -> BacktestConfig:
+    """``config`` with each simulated venue's balances set to the recovered portfolio's."""
+    by_venue: dict[str, dict[str, str]] = {}
+    for (venue, ccy), amount in sorted(recovered.portfolio.balances.items()):
+        by_venue.setdefault(venue, {})[ccy] = fixed.to_str(amount)
+    venues = dict(config.venues)
+    for venue, balances in by_venue.items():
+        venues[venue] = msgspec.structs.replace(config.venue(venue), balances=balances)
+    return msgspec.structs.replace(config, venues=venues)
 
 
 def with_default_accounts(config: BacktestConfig, instruments: list[Instrument]) -> BacktestConfig:
@@ -196,10 +210,12 @@ class PaperSession:
             )
         else:
             self.source = open_market(config, self.issues)
-        journal = open_journal(config.journal.path)
-        if journal.last_seq() > 0:
-            journal.close()
-            raise ConfigError(f"journal {config.journal.path} already has records; use a new path per session")
+        journal, self.recovered = open_session_journal(config.journal, config.valuation)
+        if self.recovered is not None:
+            # The simulated venues went down with the node: they restart on the recovered balances.
+            config = with_recovered_balances(config, self.recovered)
+            self.config = config
+        self.reconciled: ReconcileReport | None = None
         self.clock = LiveClock()
         self.metrics = EngineMetrics()
         try:
@@ -216,6 +232,8 @@ class PaperSession:
                 checksum_fns=rules.checksum_fns if rules else None,
                 depth_limits=rules.depth_limits if rules else None,
             )
+            if self.recovered is not None:
+                self.engine.restore(self.recovered)
         except BaseException:
             journal.close()
             raise
@@ -288,6 +306,11 @@ class PaperSession:
                 asyncio.create_task(watch_loop_lag(self.metrics, self.loop_lag_interval_s), name="paper.loop_lag")
             )
             helpers.append(asyncio.create_task(refresh_metrics(self.metrics), name="paper.metrics"))
+            if self.recovered is not None:
+                # The restarted simulated venues know none of the recovered orders: each is resolved
+                # (canceled, or rejected if never accepted) before the strategy starts.
+                self.reconciled = await reconcile(engine, self.recovered, {}, timeout_s=15.0, console=self.console)
+            keep_journal(engine, self.clock, self.config.journal)
             engine.strategy.on_start()
             interval = self.config.report.sample_interval_ms * 1_000_000
             self.clock.set_timer("report.sample", interval, engine.record_sample)
@@ -310,8 +333,9 @@ class PaperSession:
                 engine.strategy.on_stop()
                 await self._settle()
             self.clock.cancel_timer("report.sample")
+            stop_journal_timers(self.clock)
             engine.record_sample("report.sample", self.clock.now_ns())
-            engine.journal.flush()
+            engine.save_snapshot()
         finally:
             for task in helpers:
                 await self._cancel(task)
@@ -321,6 +345,7 @@ class PaperSession:
                 await self.venue_feed.stop()
             if self.admin is not None:
                 await self.admin.stop()
+            self.clock.cancel_all()
             for sig in signals:
                 loop.remove_signal_handler(sig)
             loop.set_exception_handler(previous_handler)

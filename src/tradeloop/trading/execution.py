@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 import msgspec
 
 from tradeloop.core.clock import Clock
+from tradeloop.core.failpoints import failpoint
 from tradeloop.model.commands import AmendOrder, CancelAllOrders, CancelOrder, QueryOrder, SubmitOrder
 from tradeloop.venues.base import ExecutionClient
 
@@ -69,6 +70,12 @@ class RoutingError(KeyError):
     pass
 
 
+GatedCommand = SubmitOrder | AmendOrder | CancelOrder | CancelAllOrders
+SendGate = Callable[[GatedCommand], str | None]
+"""Asked right before a submit, amend or cancel leaves: ``None`` lets it go, a reason stops it (e.g. a
+failover node that no longer holds its lease: the orders belong to the new primary now)."""
+
+
 class ExecutionEngine:
     """Sends commands to the right :class:`ExecutionClient` at the rate each venue allows."""
 
@@ -77,11 +84,21 @@ class ExecutionEngine:
         clock: Clock,
         clients: Mapping[str, ExecutionClient],
         throttles: Mapping[str, ThrottleConfig],
-        on_sending: Callable[[SubmitOrder | AmendOrder], None],
+        on_sending: Callable[[SubmitOrder | AmendOrder], bool | None],
+        *,
+        gate: SendGate | None = None,
+        on_refused: Callable[[GatedCommand, str], None] | None = None,
     ) -> None:
+        """``gate`` is asked before each submit or amend leaves; one it stops goes to ``on_refused``
+        (the OMS records it as denied) and never reaches the venue. ``on_sending`` is told of every
+        submit or amend about to leave; ``False`` drops it (an amend of an order that ended while it waited)."""
+        if gate is not None and on_refused is None:
+            raise ValueError("a send gate needs on_refused")
         self._clock = clock
         self._clients = dict(clients)
         self._on_sending = on_sending
+        self._gate = gate
+        self._on_refused = on_refused
         now = clock.now_ns()
         self._buckets = {
             venue: TokenBucket(
@@ -93,6 +110,7 @@ class ExecutionEngine:
         self._drain_scheduled: set[str] = set()
         self.sent = 0
         self.throttled = 0
+        self.refused = 0
 
     def client(self, venue: str) -> ExecutionClient:
         try:
@@ -128,12 +146,15 @@ class ExecutionEngine:
         self._schedule_drain(venue)
 
     def _send(self, client: ExecutionClient, cmd: SubmitOrder | AmendOrder) -> None:
-        self._on_sending(cmd)
+        if self._refused(cmd) or self._on_sending(cmd) is False:
+            return
+        failpoint("send.before")  # the intent is durable, the bytes have not left
         self.sent += 1
         if isinstance(cmd, SubmitOrder):
             client.submit(cmd)
         else:
             client.amend(cmd)
+        failpoint("send.after")  # sent (or handed to the client's sender), no reply yet
 
     def _schedule_drain(self, venue: str) -> None:
         if venue in self._drain_scheduled:
@@ -163,8 +184,22 @@ class ExecutionEngine:
                 if isinstance(queued, SubmitOrder):
                     return False
                 # A queued amend of an order being canceled is moot: drop it and cancel.
+        if self._refused(cmd):
+            return True
         self._buckets[venue].take_anyway(self._clock.now_ns())
         self.client(venue).cancel(cmd)
+        return True
+
+    def _refused(self, cmd: GatedCommand) -> bool:
+        """True (and reported) when the send gate stops ``cmd``."""
+        if self._gate is None:
+            return False
+        reason = self._gate(cmd)
+        if reason is None:
+            return False
+        assert self._on_refused is not None
+        self.refused += 1
+        self._on_refused(cmd, reason)
         return True
 
     def drop_queued(self, venue: str | None = None) -> list[SubmitOrder | AmendOrder]:
@@ -181,6 +216,8 @@ class ExecutionEngine:
         venues = [cmd.venue] if cmd.venue else sorted(self._clients)
         if cmd.instrument_id is not None:
             venues = [cmd.instrument_id.venue]
+        if self._refused(cmd):
+            return []
         for venue in venues:
             self._buckets[venue].take_anyway(self._clock.now_ns())
             self.client(venue).cancel_all(cmd)

@@ -23,6 +23,7 @@ import msgspec
 
 from tradeloop.core.bus import MessageBus
 from tradeloop.core.clock import Clock
+from tradeloop.core.failpoints import failpoint
 from tradeloop.core.ids import ClientOrderIdGenerator, is_valid_client_order_id
 from tradeloop.core.logging import get_logger
 from tradeloop.model import topics
@@ -93,6 +94,13 @@ _ANSWERS: dict[str, tuple[type[OrderEvent], ...]] = {
     "submit": (OrderAccepted, OrderRejected, OrderFilled, OrderCanceled, OrderExpired),
     "cancel": (OrderCanceled, OrderCancelRejected, OrderExpired, OrderRejected),
     "amend": (OrderAmended, OrderAmendRejected, OrderCanceled),
+    "query": (),  # a recovered order: only the venue's status report answers
+}
+_RECOVERY_REQUEST: Final = {
+    OrderStatus.INITIALIZED: "query",
+    OrderStatus.SUBMITTED: "submit",
+    OrderStatus.PENDING_CANCEL: "cancel",
+    OrderStatus.PENDING_AMEND: "amend",
 }
 
 
@@ -131,6 +139,8 @@ class OrderManager:
         self.duplicate_fills = 0
         self.refused_transitions = 0
         self.unknown_order_events = 0
+        self._recovering: dict[str, InstrumentId] = {}
+        """Recovered orders whose state at the venue is not confirmed yet (no new order on their instrument)."""
 
     # -- views (OrderView protocol) -----------------------------------------------------------
 
@@ -192,6 +202,8 @@ class OrderManager:
         reason = None if is_valid_client_order_id(cid) else f"client order id {cid!r} is not 1-20 ASCII letters/digits"
         if reason is None and not self._execution.has_venue(cmd.instrument_id.venue):
             reason = f"no venue client for {cmd.instrument_id.venue}"
+        if reason is None and self._recovering:
+            reason = self._recovery_hold(cmd.instrument_id)
         if reason is None:
             reason = self._risk.check_submit(cmd)
         if reason is not None:
@@ -203,18 +215,45 @@ class OrderManager:
         self._execution.submit(cmd)
         return cid
 
-    def on_sending(self, cmd: SubmitOrder | AmendOrder) -> None:
+    def on_sending(self, cmd: SubmitOrder | AmendOrder) -> bool:
         """Called by the execution engine right before a submit or amend leaves; a submit is
-        journaled (``OrderSubmitted``) first. The request's deadline starts now."""
+        journaled (``OrderSubmitted``) first. The request's deadline starts now. Returns ``False``
+        for an amend that has become moot while it waited in the throttle queue (its order was filled,
+        canceled or its amend answered): the execution engine then drops it."""
         order = self.orders[cmd.client_order_id]
         if type(cmd) is AmendOrder:
+            if order.status is not OrderStatus.PENDING_AMEND:
+                log.info("queued amend dropped: its order is no longer pending it", client_order_id=cmd.client_order_id)
+                return False
             self._expect(order, "amend")
-            return
+            return True
         event = OrderSubmitted(
             ts=self._clock.now_ns(), instrument_id=cmd.instrument_id, client_order_id=cmd.client_order_id
         )
         self._apply(order, event, durable=True)
         self._expect(order, "submit")
+        return True
+
+    def on_send_refused(self, cmd: SubmitOrder | AmendOrder | CancelOrder | CancelAllOrders, reason: str) -> None:
+        """The execution engine's send gate stopped ``cmd``: nothing left for the venue."""
+        if isinstance(cmd, CancelAllOrders):
+            log.warning("cancel-all not sent", reason=reason, venue=cmd.venue or "all")
+            for order in self._open.values():
+                if self._in_scope(order, cmd) and order.status is OrderStatus.PENDING_CANCEL:
+                    self._pending.pop(order.client_order_id, None)
+                    self._apply(
+                        order, self._event(OrderCancelRejected, order, reason=RejectReason.OTHER, message=reason)
+                    )
+            return
+        order = self.orders[cmd.client_order_id]
+        if type(cmd) is AmendOrder:
+            self._apply(order, self._event(OrderAmendRejected, order, reason=RejectReason.OTHER, message=reason))
+        elif type(cmd) is CancelOrder:
+            self._pending.pop(order.client_order_id, None)
+            if order.status is OrderStatus.PENDING_CANCEL:
+                self._apply(order, self._event(OrderCancelRejected, order, reason=RejectReason.OTHER, message=reason))
+        else:
+            self._apply(order, self._event(OrderDenied, order, reason=reason))
 
     def _cancel(self, cmd: CancelOrder) -> None:
         order = self.orders.get(cmd.client_order_id)
@@ -231,8 +270,8 @@ class OrderManager:
             order,
             self._event(OrderPendingCancel, order),
         )
+        self._expect(order, "cancel")  # before the send: a client may answer at once
         self._execution.cancel(cmd)
-        self._expect(order, "cancel")
 
     def _cancel_all(self, cmd: CancelAllOrders) -> None:
         for queued in self._execution.drop_queued(cmd.venue if cmd.instrument_id is None else cmd.instrument_id.venue):
@@ -345,6 +384,8 @@ class OrderManager:
         if not isinstance(event, OrderEventBase):
             self._journal.append(event)
             return
+        if type(event) is OrderFilled:
+            failpoint("fill.before_journal")  # the venue reported the fill; the journal has not got it
         order = self.orders.get(event.client_order_id)
         if order is None:
             self.unknown_order_events += 1
@@ -440,6 +481,38 @@ class OrderManager:
         else:
             self._journal.append(record)
 
+    # -- recovery -------------------------------------------------------------------------------
+
+    def restore(self, orders: dict[str, Order], client_order_ids: list[str]) -> None:
+        """Adopt the orders a recovery found not terminal, and never hand out an id already used."""
+        for cid in client_order_ids:
+            self._ids.observe(cid)
+        for cid, order in orders.items():
+            self._ids.observe(cid)
+            self.orders[cid] = order
+            if order.status in _OPEN:
+                self._set_open(order)
+
+    def reconcile(self, order: Order) -> None:
+        """Ask the venue for a recovered order's state now; its answer resolves the order (as after a
+        timeout: missed fills first, then the status), and until then no new order goes to its instrument."""
+        cid = order.client_order_id
+        self._recovering[cid] = order.instrument_id
+        self._pending[cid] = _RECOVERY_REQUEST.get(order.status, "query")
+        self._queries[cid] = 0
+        clock = self._clock
+        self._on_timeout("oms.timeout." + cid, clock.now_ns())
+
+    def recovering(self) -> list[str]:
+        """Client order ids of recovered orders the venue has not answered for yet."""
+        return sorted(self._recovering)
+
+    def _recovery_hold(self, instrument_id: InstrumentId) -> str | None:
+        for cid, iid in self._recovering.items():
+            if iid == instrument_id:
+                return f"recovering: the venue has not confirmed the state of order {cid} yet"
+        return None
+
     # -- unknown outcomes -----------------------------------------------------------------------
 
     def _expect(self, order: Order, request: str) -> None:
@@ -454,6 +527,8 @@ class OrderManager:
             self._clock.cancel_timer("oms.timeout." + cid)
         if self._queries:
             self._queries.pop(cid, None)
+        if self._recovering:
+            self._recovering.pop(cid, None)
 
     def _on_timeout(self, name: str, ts: int) -> None:
         cid = name.removeprefix("oms.timeout.")
@@ -461,8 +536,11 @@ class OrderManager:
         order = self.orders.get(cid)
         if request is None or order is None:
             return
+        if order.is_terminal:  # answered by an event the request did not expect (a fill, a cancel)
+            self._answered(order)
+            return
         attempts = self._queries.get(cid, 0)
-        if attempts == 0:
+        if attempts == 0 and order.status is not _INITIALIZED:
             self._apply(
                 order,
                 self._event(OrderOutcomeUnknown, order, ts=ts, request=request, detail="no reply before the deadline"),
@@ -481,6 +559,14 @@ class OrderManager:
         cid = order.client_order_id
         status = report.status
         pending = self._pending.get(cid)
+        if order.status is _INITIALIZED:
+            # Recovered with only its intent journaled: OrderSubmitted is written before the bytes leave,
+            # so normally the venue never saw it; if it did (a batched journal), it was sent.
+            if status is None:
+                self._apply(order, self._canceled(order, "never sent: the node stopped before sending it"))
+                self._answered(order)
+                return
+            self._apply(order, self._event(OrderSubmitted, order))
         if status is None:
             if order.status is OrderStatus.SUBMITTED:
                 # The venue never saw it (the query comes after the venue's receive window).

@@ -100,6 +100,52 @@ class Portfolio:
         self.fill_count += 1
         return self.positions[inst.id].apply_fill(signed_qty, fill.last_price, notional, fill.fee)
 
+    def add_instrument(self, instrument: Instrument) -> None:
+        """Trade ``instrument`` from now on (flat; a spot base balance already held becomes its position)."""
+        if instrument.id in self.instruments:
+            return
+        if instrument.quote != self.valuation:
+            raise PortfolioError(
+                f"{instrument.id}: quote {instrument.quote} differs from valuation currency {self.valuation}"
+            )
+        self.instruments[instrument.id] = instrument
+        self.positions[instrument.id] = Position(instrument.id)
+        if instrument.kind is InstrumentKind.SPOT:
+            key = (instrument.id.venue, instrument.base)
+            if key in self._spot_by_base:
+                raise PortfolioError(f"two spot instruments with base {instrument.base} on {instrument.id.venue}")
+            self._spot_by_base[key] = instrument.id
+            held = self.balances.get(key, 0)
+            if held:
+                self.positions[instrument.id].qty = held
+                self._unopened[instrument.id] = held
+
+    def correct_balance(self, venue: str, currency: str, total: int) -> None:
+        """Set a balance to what the venue reports (a reconciliation's correction).
+
+        A spot base currency is also the position: it moves by the same amount, valued at the mark (or
+        opened at the next mark when there is none yet). The correction's value moves the initial
+        equity too, so PnL stays what trading made: ``equity - initial == realized + unrealized - fees``.
+        """
+        key = (venue, currency)
+        delta = total - self.balances.get(key, 0)
+        if delta == 0:
+            return
+        self.balances[key] = total
+        value = delta if currency == self.valuation else 0
+        iid = self._spot_by_base.get(key)
+        if iid is not None:
+            pos = self.positions[iid]
+            pos.qty += delta
+            mark = self.marks.get(iid)
+            if mark is None:
+                self._unopened[iid] = self._unopened.get(iid, 0) + delta
+            else:
+                pos.cost += fixed.mul(delta, mark)
+                value += fixed.mul(delta, mark)
+        if self.initial_equity is not None:
+            self.initial_equity += value
+
     # -- views --------------------------------------------------------------------------------
 
     def position_qty(self, instrument_id: InstrumentId) -> int:

@@ -17,8 +17,10 @@ from tradeloop.model.enums import (
 from tradeloop.model.events import (
     AccountSnapshot,
     Balance,
+    BalanceCorrected,
     InstrumentAdded,
     MarkPrice,
+    NodeRecovered,
     OrderAccepted,
     OrderAmended,
     OrderAmendRejected,
@@ -158,6 +160,24 @@ def one_of_each() -> list[JournalRecord]:
         MarkPrice(ts=T0 + 23, instrument_id=BTC, price=PX + 5_000_000),
         BookStatus(BTC, T0 + 24, False, "sequence gap 4512..4520"),
         BookStatus(BTC, T0 + 25, True, "resynced"),
+        BalanceCorrected(
+            ts=T0 + 26,
+            venue="binance",
+            currency="USDT",
+            engine_total=100_000_000_000_000,
+            venue_total=99_999_966_439_000,
+            reason="reconciliation",
+        ),
+        NodeRecovered(
+            ts=T0 + 27,
+            snapshot_seq=None,
+            replayed=31,
+            orders_recovered=1,
+            orders_resolved=1,
+            fills_recovered=0,
+            orders_canceled_at_venue=0,
+            balances_corrected=1,
+        ),
     ]
     return records
 

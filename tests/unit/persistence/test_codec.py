@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 from pathlib import Path
 
 import msgspec
@@ -149,18 +150,84 @@ def test_digest_frames_are_unambiguous() -> None:
     assert a.digest() != b.digest()
 
 
-def test_damaged_export_names_position(tmp_path: Path) -> None:
+def _stream(n: int) -> tuple[bytes, list[int]]:
+    """A canonical stream of ``n`` records and the byte offset of each frame."""
     journal = MemoryJournal()
-    journal.append_many(order_flow(10))
-    data = b"".join(canonical_chunks(journal.entries()))
+    journal.append_many(order_flow(n))
+    chunks = list(canonical_chunks(journal.entries()))
+    offsets, at = [], len(STREAM_MAGIC)
+    for chunk in chunks[1:]:
+        offsets.append(at)
+        at += len(chunk)
+    return b"".join(chunks), offsets
+
+
+def test_damaged_export_names_position() -> None:
+    data, _ = _stream(10)
     with pytest.raises(JournalCorruptError, match="bad magic"):
         list(read_canonical(io.BytesIO(b"x" + data[1:])))
-    with pytest.raises(JournalCorruptError, match=r"seq 10, byte offset \d+: truncated frame"):
-        list(read_canonical(io.BytesIO(data[:-3])))
     damaged = bytearray(data)
     damaged[len(STREAM_MAGIC) + 40] ^= 0xFF  # inside the first frame's kind or payload
-    with pytest.raises(JournalCorruptError, match=f"seq 1, byte offset {len(STREAM_MAGIC)}") as info:
+    with pytest.raises(JournalCorruptError, match=f"seq 1, byte offset {len(STREAM_MAGIC)}: CRC mismatch") as info:
         list(read_canonical(io.BytesIO(bytes(damaged))))
     assert info.value.position == len(STREAM_MAGIC)
     entries = list(read_canonical(io.BytesIO(data)))
     assert [e.seq for e in entries] == list(range(1, 11))
+
+
+def test_a_stream_cut_anywhere_keeps_the_whole_frames_and_drops_the_torn_one(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    data, offsets = _stream(6)
+    ends = [*offsets[1:], len(data)]
+    for cut in range(len(STREAM_MAGIC), len(data) + 1):
+        reader = read_canonical(io.BytesIO(data[:cut]), name="export.tlj")
+        with caplog.at_level(logging.WARNING, logger="tradeloop.journal"):
+            entries = list(reader)
+        whole = sum(1 for end in ends if end <= cut)
+        assert [e.seq for e in entries] == list(range(1, whole + 1)), cut
+        torn = cut not in (len(STREAM_MAGIC), *ends)
+        assert reader.dropped_tail == int(torn), cut
+        assert reader.torn_position == (offsets[whole] if torn else None), cut
+    warnings = [r for r in caplog.records if r.getMessage() == "torn last journal frame dropped"]
+    assert warnings and all(r.fields["stream"] == "export.tlj" for r in warnings)  # type: ignore[attr-defined]
+    assert {r.fields["position"] for r in warnings} == set(offsets)  # type: ignore[attr-defined]
+
+
+def test_a_damaged_last_frame_is_torn_a_damaged_middle_frame_is_an_error() -> None:
+    data, offsets = _stream(5)
+    last = bytearray(data)
+    last[-6] ^= 0x01
+    reader = read_canonical(io.BytesIO(bytes(last)))
+    assert [e.seq for e in reader] == [1, 2, 3, 4] and reader.torn_position == offsets[4]
+    for k in range(4):  # every frame but the last
+        middle = bytearray(data)
+        middle[offsets[k + 1] - 6] ^= 0x01
+        with pytest.raises(JournalCorruptError, match=f"seq {k + 1}, byte offset {offsets[k]}: CRC mismatch") as info:
+            list(read_canonical(io.BytesIO(bytes(middle))))
+        assert (info.value.seq, info.value.position) == (k + 1, offsets[k])
+    wrong_seq = bytearray(data)
+    wrong_seq[offsets[2]] = 9
+    with pytest.raises(JournalCorruptError, match=f"byte offset {offsets[2]}: expected seq 3, found 9"):
+        list(read_canonical(io.BytesIO(bytes(wrong_seq))))
+
+
+def test_a_damaged_length_is_not_mistaken_for_a_torn_tail() -> None:
+    data, offsets = _stream(5)
+    damaged = bytearray(data)
+    # Frame 2's payload length (u32 after seq u64, ts i64, kind length u16) now reaches past the end.
+    damaged[offsets[1] + 18 : offsets[1] + 22] = (1 << 20).to_bytes(4, "little")
+    with pytest.raises(JournalCorruptError, match=f"seq 2, byte offset {offsets[1]}: frame length damaged") as info:
+        list(read_canonical(io.BytesIO(bytes(damaged))))
+    assert info.value.position == offsets[1]
+
+
+def test_loading_a_cut_export_drops_the_torn_frame(tmp_path: Path) -> None:
+    journal = MemoryJournal()
+    journal.append_many(order_flow(20))
+    path = tmp_path / "run.tlj"
+    journal.export(path)
+    path.write_bytes(path.read_bytes()[:-7])
+    loaded = MemoryJournal.load(path)
+    assert (loaded.dropped_tail, loaded.last_seq()) == (1, 19)
+    assert [r for _, _, r in loaded.read()] == order_flow(20)[:19]

@@ -35,6 +35,13 @@ class SimAccount:
         self._positions: dict[InstrumentId, Position] = {}
         self._margin: dict[InstrumentId, int] = {}
 
+    def transfer(self, currency: str, amount: int) -> None:
+        """A deposit (``amount > 0``) or withdrawal (``< 0``) outside trading; never below what is locked."""
+        total = self.total(currency) + amount
+        if total < self.locked(currency):
+            raise ValueError(f"withdrawal of {-amount} {currency} leaves less than the {self.locked(currency)} locked")
+        self._total[currency] = total
+
     # -- reading ------------------------------------------------------------------------------
 
     def total(self, currency: str) -> int:

@@ -235,6 +235,10 @@ class SimulatedVenue:
             )
         )
 
+    def transfer(self, currency: str, amount: int) -> None:
+        """Move funds in (``amount > 0``) or out of the account outside trading (a deposit, a withdrawal)."""
+        self._account.transfer(currency, amount)
+
     # -- state for reconciliation and tests ---------------------------------------------------
 
     def balances(self) -> AccountSnapshot:

@@ -23,19 +23,29 @@ from tradeloop.core.logging import get_logger
 from tradeloop.model.book import OrderBook
 from tradeloop.model.commands import AmendOrder, CancelAllOrders, CancelOrder, QueryOrder, SubmitOrder
 from tradeloop.model.data import BookDeltas, Trade
-from tradeloop.model.events import AccountSnapshot, Balance, Event, OrderAccepted
+from tradeloop.model.enums import RejectReason
+from tradeloop.model.events import (
+    AccountSnapshot,
+    Balance,
+    Event,
+    OrderAccepted,
+    OrderRejected,
+)
 from tradeloop.model.identifiers import InstrumentId
 from tradeloop.model.instrument import Instrument
 from tradeloop.venues.sim.config import SimVenueConfig
 from tradeloop.venues.sim.orders import SimOrderView, VenuePosition
 from tradeloop.venues.sim.venue import SimulatedVenue
 from tradeloop.venues.simulator.faults import FaultPlan
+from tradeloop.venues.simulator.fencing import Fencing
 
 __all__ = ["MarketListener", "PrivateListener", "SimulatorCore"]
 
 _log = get_logger(__name__)
 _YIELD_EVERY: Final = 256
 """Items applied between yields to the event loop by :meth:`SimulatorCore.run_recording`."""
+_FENCED: Final = RejectReason.OTHER
+"""The reason of a request refused for a stale fencing token (the message says why)."""
 
 MarketListener = Callable[[BookDeltas | Trade], None]
 PrivateListener = Callable[[Event], None]
@@ -47,6 +57,8 @@ class SimulatorCore:
     ``balances`` are the account's starting totals per currency (nanos). ``sim_config`` sets fees
     and the queue model (its latencies are not used: requests are handled when they arrive, the
     network is real). Instruments are keyed by their id; orders for other ids are rejected.
+    ``fence`` refuses submits carrying a stale failover fencing token (see
+    :mod:`~tradeloop.venues.simulator.fencing`).
     """
 
     def __init__(
@@ -57,6 +69,7 @@ class SimulatorCore:
         balances: Mapping[str, int],
         sim_config: SimVenueConfig | None = None,
         clock: LiveClock | None = None,
+        fence: Fencing | None = None,
     ) -> None:
         if not instruments:
             raise ValueError(f"simulator {venue}: no instruments")
@@ -64,6 +77,8 @@ class SimulatorCore:
         """The venue name (``"binance"``)."""
         self.clock: LiveClock = clock if clock is not None else LiveClock()
         self.faults = FaultPlan()
+        self.fence: Fencing | None = fence
+        """Fencing of stale failover tokens (``None``: off); may be set any time."""
         self.instruments: dict[InstrumentId, Instrument] = {}
         for inst in instruments:
             if inst.id in self.instruments:
@@ -130,7 +145,12 @@ class SimulatorCore:
 
     def submit(self, cmd: SubmitOrder) -> list[Event]:
         """Place an order: ``[OrderAccepted, (OrderFilled...)]`` or ``[OrderRejected]``."""
-        return self._request(lambda: self.simulated.handle_submit(cmd))
+        refused = self._fenced(cmd)
+        if refused is not None:
+            return refused
+        events = self._request(lambda: self.simulated.handle_submit(cmd))
+        self._fence_accepted(cmd, events)
+        return events
 
     def cancel(self, cmd: CancelOrder) -> list[Event]:
         """Cancel by client order id: ``[OrderCanceled]`` or ``[OrderCancelRejected]``."""
@@ -141,7 +161,10 @@ class SimulatorCore:
         return self._request(lambda: self.simulated.handle_cancel_all(cmd))
 
     def amend(self, cmd: AmendOrder) -> list[Event]:
-        """Change price and/or size: ``[OrderAmended, (OrderFilled...)]`` or ``[OrderAmendRejected]``."""
+        """Change price and/or size: ``[OrderAmended, (OrderFilled...)]`` or ``[OrderAmendRejected]``.
+
+        Not fenced: an amend names an order whose id carries the token of the node that placed it, and
+        a new primary amends the orders it recovered from the old one."""
         return self._request(lambda: self.simulated.handle_amend(cmd))
 
     def query(self, cmd: QueryOrder) -> list[Event]:
@@ -208,6 +231,27 @@ class SimulatorCore:
             if isinstance(event, OrderAccepted):
                 self._by_venue_id[event.venue_order_id] = event.client_order_id
         return collected
+
+    def _fenced(self, cmd: SubmitOrder) -> list[Event] | None:
+        """The published refusal of ``cmd`` for a stale fencing token, or ``None`` to handle it."""
+        why = self.fence.check(cmd.client_order_id) if self.fence is not None else None
+        if why is None:
+            return None
+        refused: list[Event] = [
+            OrderRejected(
+                ts=self.clock.now_ns(),
+                instrument_id=cmd.instrument_id,
+                client_order_id=cmd.client_order_id,
+                reason=_FENCED,
+                message=why,
+            )
+        ]
+        self._publish(refused)
+        return refused
+
+    def _fence_accepted(self, cmd: SubmitOrder, events: list[Event]) -> None:
+        if self.fence is not None and any(isinstance(e, OrderAccepted) for e in events):
+            self.fence.accepted(cmd.client_order_id, self.clock.now_ns())
 
     def _request(self, action: Callable[[], None]) -> list[Event]:
         events = self._run(action)

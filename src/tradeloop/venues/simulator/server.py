@@ -9,6 +9,9 @@ has:
   takes ``payload`` as text). Unknown faults or arguments: 400 naming the known faults.
 * ``GET /__sim/state``: open orders, balances, fault counters and the number of open WebSockets.
   Amounts are integer nanos.
+* ``GET /__sim/requests`` (optionally ``?path=/api/...``): every API request the server received, as
+  ``[monotonic seconds, method, path]`` in arrival order (the venue's view of a client's request rate;
+  :func:`max_in_window` counts the busiest window). Control routes are not recorded.
 
 Dialects call :meth:`VenueSimulator.track` on every WebSocket they accept, so ``drop_connections``
 and :meth:`VenueSimulator.stop` can close them, and may start background tasks with
@@ -19,7 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Coroutine
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -33,12 +38,14 @@ if TYPE_CHECKING:
     from tradeloop.security.credentials import Credentials
     from tradeloop.venues.simulator.dialect import Dialect
 
-__all__ = ["VenueSimulator"]
+__all__ = ["REQUEST_LOG_MAX", "VenueSimulator", "max_in_window"]
 
 _log = get_logger(__name__)
 
 _CLOSE_TIMEOUT_S = 1.0
 """How long a server-side close waits for the client's close frame before the socket is cut."""
+REQUEST_LOG_MAX = 100_000
+"""Requests kept in :attr:`VenueSimulator.request_log` (the oldest are dropped past it)."""
 
 
 class VenueSimulator:
@@ -50,7 +57,9 @@ class VenueSimulator:
         self.dialect = dialect
         self.faults: FaultPlan = core.faults
         self.credentials = credentials
-        self.app = web.Application()
+        self.request_log: deque[tuple[float, str, str]] = deque(maxlen=REQUEST_LOG_MAX)
+        """``(time.monotonic(), method, path)`` of every API request on arrival (control routes excluded)."""
+        self.app = web.Application(middlewares=[self._record_request])
         self.base_url = ""
         """``"http://127.0.0.1:PORT"`` once :meth:`start` returned."""
         self.port = 0
@@ -63,6 +72,7 @@ class VenueSimulator:
         """WebSockets the server closed (``drop_connections`` and ``stop``)."""
         self.app.router.add_post("/__sim/fault", self._post_fault)
         self.app.router.add_get("/__sim/state", self._get_state)
+        self.app.router.add_get("/__sim/requests", self._get_requests)
         self.faults.add_drop_listener(self._on_drop)
         dialect.install(self)
 
@@ -164,6 +174,21 @@ class VenueSimulator:
         self.faults.remove_drop_listener(self._on_drop)
         _log.info("venue simulator stopped", venue=self.venue)
 
+    # -- request-rate recorder ----------------------------------------------------------------
+
+    @web.middleware
+    async def _record_request(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        if not request.path.startswith("/__sim/"):
+            self.request_log.append((time.monotonic(), request.method, request.path))
+        return await handler(request)
+
+    async def _get_requests(self, request: web.Request) -> web.Response:
+        path = request.query.get("path")
+        rows = [row for row in self.request_log if path is None or row[2] == path]
+        return web.Response(body=msgspec.json.encode({"requests": rows}), content_type="application/json")
+
     # -- control routes -----------------------------------------------------------------------
 
     async def _post_fault(self, request: web.Request) -> web.Response:
@@ -197,8 +222,21 @@ class VenueSimulator:
             "connections_accepted": self.connections_accepted,
             "connections_dropped": self.connections_dropped,
             "market_items": self.core.market_items,
+            "requests": len(self.request_log),
+            "fencing": self.core.fence.snapshot() if self.core.fence is not None else None,
         }
         return web.Response(body=msgspec.json.encode(state), content_type="application/json")
+
+
+def max_in_window(times: Sequence[float], window_s: float) -> int:
+    """The most of ``times`` (seconds, any order) that fall in one window ``[t, t + window_s)``."""
+    ordered = sorted(times)
+    best = start = 0
+    for end, t in enumerate(ordered):
+        while ordered[start] <= t - window_s:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
 
 
 def _json_error(status: int, message: str) -> web.Response:

@@ -6,19 +6,29 @@ The shape is fixed by the admin API contract (``docs/operations.md``); the dashb
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Final, Literal
 
 import msgspec
 
 from tradeloop.core import fixed
 from tradeloop.model.book import OrderBook
+from tradeloop.model.order import Order
 from tradeloop.ops.metrics import EngineMetrics, histogram_buckets, histogram_quantile
+from tradeloop.trading.portfolio import Portfolio
 
 if TYPE_CHECKING:
     from tradeloop.runtime.backtest import BacktestEngine
 
-__all__ = ["Snapshot", "build_snapshot", "encode_snapshot"]
+__all__ = [
+    "OrderView",
+    "PositionView",
+    "Snapshot",
+    "build_snapshot",
+    "encode_snapshot",
+    "order_views",
+    "position_views",
+]
 
 Mode = Literal["paper", "backtest", "live"]
 
@@ -134,6 +144,35 @@ def _latency(metrics: EngineMetrics | None) -> LatencyView:
     )
 
 
+def position_views(portfolio: Portfolio) -> list[PositionView]:
+    """Every position of ``portfolio`` with its mark, by instrument."""
+    marks = portfolio.marks
+    return [
+        PositionView(
+            instrument=str(iid),
+            qty=fixed.to_str(pos.qty),
+            mark=fixed.to_str(marks[iid]) if iid in marks else None,
+        )
+        for iid, pos in sorted(portfolio.positions.items())
+    ]
+
+
+def order_views(orders: Iterable[Order]) -> list[OrderView]:
+    """``orders`` as views, by client order id."""
+    return [
+        OrderView(
+            client_order_id=o.client_order_id,
+            instrument=str(o.instrument_id),
+            side=o.side.value,
+            price=fixed.to_str(o.price) if o.price is not None else None,
+            qty=fixed.to_str(o.qty),
+            filled_qty=fixed.to_str(o.filled_qty),
+            status=o.status.value,
+        )
+        for o in sorted(orders, key=lambda o: o.client_order_id)
+    ]
+
+
 def build_snapshot(
     engine: BacktestEngine,
     *,
@@ -157,26 +196,8 @@ def build_snapshot(
             )
         )
     p = engine.portfolio
-    positions = [
-        PositionView(
-            instrument=str(iid),
-            qty=fixed.to_str(pos.qty),
-            mark=fixed.to_str(p.marks[iid]) if iid in p.marks else None,
-        )
-        for iid, pos in sorted(p.positions.items())
-    ]
-    orders = [
-        OrderView(
-            client_order_id=o.client_order_id,
-            instrument=str(o.instrument_id),
-            side=o.side.value,
-            price=fixed.to_str(o.price) if o.price is not None else None,
-            qty=fixed.to_str(o.qty),
-            filled_qty=fixed.to_str(o.filled_qty),
-            status=o.status.value,
-        )
-        for o in sorted(engine.oms.open_orders(), key=lambda o: o.client_order_id)
-    ]
+    positions = position_views(p)
+    orders = order_views(engine.oms.open_orders())
     series = engine.series
     curve = list(zip(series.ts[-EQUITY_POINTS:], series.equity[-EQUITY_POINTS:], strict=True))
     return Snapshot(

@@ -122,6 +122,30 @@ class JournalSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
             raise ValueError(f"journal.flush_interval_s must be in (0, 1], got {self.flush_interval_s}")
 
 
+class RedisSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Redis for processes that share an account or want to read a node's state (off by default)."""
+
+    url: str | None = None
+    """``redis://host:6379/0``, or a secret reference holding one (``env:NAME``, ``file:PATH``) when
+    the URL carries a password."""
+    prefix: str = "tradeloop"
+    """Prefix of every key this node writes."""
+    mirror: bool = False
+    """Live and paper: mirror positions, open orders and balances to ``<prefix>:<node_tag>:*``."""
+    mirror_interval_ms: int = 100
+    shared_budgets: bool = False
+    """Live: every venue's rate budget is shared in Redis with the other processes on the same account
+    (and IP), so together they never exceed the venue's limits."""
+    ip_scope: str | None = None
+    """Name of the IP the IP-scoped limits count against (default: this host's name)."""
+
+    def __post_init__(self) -> None:
+        if (self.mirror or self.shared_budgets) and not self.url:
+            raise ValueError("redis.url is required for redis.mirror or redis.shared_budgets")
+        if self.mirror_interval_ms <= 0:
+            raise ValueError(f"redis.mirror_interval_ms must be positive, got {self.mirror_interval_ms}")
+
+
 class ReportSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     path: str | None = None
     sample_interval_ms: int = 1000
@@ -145,6 +169,7 @@ class BacktestConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     risk: RiskConfig = msgspec.field(default_factory=RiskConfig)
     strategy: StrategySection = msgspec.field(default_factory=StrategySection)
     journal: JournalSection = msgspec.field(default_factory=JournalSection)
+    redis: RedisSection = msgspec.field(default_factory=RedisSection)
     report: ReportSection = msgspec.field(default_factory=ReportSection)
     audit: AuditSection = msgspec.field(default_factory=AuditSection)
 

@@ -35,13 +35,13 @@ import re
 import socket
 from dataclasses import dataclass
 from typing import Final
-from urllib.parse import urlsplit
 
 import msgspec
 from rich.console import Console
 
 from tradeloop.coordination.lease import FailoverLease, LeaseError
-from tradeloop.core.config import ConfigError, check_secret_ref, resolve_secret
+from tradeloop.coordination.redis_keys import resolve_redis_url
+from tradeloop.core.config import ConfigError
 from tradeloop.core.logging import get_logger
 from tradeloop.ops.admin import AdminSettings
 from tradeloop.persistence import JournalError
@@ -109,18 +109,6 @@ class FailoverResult:
 def default_node_id() -> str:
     """``<host>-<pid>``, in the characters a lease accepts."""
     return _NODE_ID_BAD.sub("-", f"{socket.gethostname()}-{os.getpid()}")[-64:]
-
-
-def resolve_redis_url(value: str) -> str:
-    """A ``redis://`` / ``rediss://`` / ``unix://`` URL, or a secret reference (``env:NAME``,
-    ``file:PATH``, ``keystore:...``) holding one, for a URL with a password."""
-    if value.partition(":")[0] in ("env", "file", "keystore"):
-        url = resolve_secret(check_secret_ref(value, "--failover")).reveal()
-    else:
-        url = value
-    if urlsplit(url).scheme not in ("redis", "rediss", "unix"):
-        raise ConfigError("--failover: expected a redis:// URL (or env:NAME / file:PATH holding one)")
-    return url
 
 
 class FailoverNode:
@@ -348,7 +336,7 @@ def run_failover_cli(
     from tradeloop.runtime.summary import render_summary
 
     settings = FailoverSettings(
-        redis_url=resolve_redis_url(redis),
+        redis_url=resolve_redis_url(redis, "--failover"),
         node_id=node_id or default_node_id(),
         lease_name=lease_name or config.node_tag,
         ttl_ms=ttl_ms,

@@ -41,6 +41,8 @@ from typing import Any, Final, Protocol, cast
 import msgspec
 from rich.console import Console
 
+from tradeloop.coordination.mirror import StateMirror
+from tradeloop.coordination.shared_budget import SharedBudgetFactory
 from tradeloop.core import fixed
 from tradeloop.core.clock import LiveClock
 from tradeloop.core.config import ConfigError, decode_config
@@ -60,6 +62,7 @@ from tradeloop.runtime.live_config import LiveConfig
 from tradeloop.runtime.results import RunSummary
 from tradeloop.runtime.runner import BacktestRequest, MarketSource, build_summary
 from tradeloop.runtime.session_tasks import install_stop_signals, refresh_metrics, watch_loop_lag
+from tradeloop.runtime.shared_state import SharedBudgetUnavailable, open_shared_budgets, start_mirror
 from tradeloop.runtime.venue_feed import BookRules, VenueMarketData, check_valuation, connector_urls
 from tradeloop.security.credentials import Credentials
 from tradeloop.strategies.loader import load_strategy_class
@@ -188,6 +191,8 @@ class LiveSession:
         self.recovered: RecoveredState | None = None
         """The state loaded from a journal that already had records (``None`` for a fresh journal)."""
         self.reconciled: ReconcileReport | None = None
+        self.budgets: SharedBudgetFactory | None = None
+        self.mirror: StateMirror | None = None
         # A bad strategy name or parameters fail here, before anything connects to a venue.
         strategy_cls = load_strategy_class(strategy_spec or config.strategy.name)
         decode_config(dict(config.strategy.params), strategy_cls.config_type)
@@ -256,6 +261,10 @@ class LiveSession:
         started_wall = time.perf_counter()
         try:
             self.journal, self.recovered = open_session_journal(self.config.journal, self.config.valuation)
+            try:
+                self.budgets = await open_shared_budgets(self.config.redis)
+            except SharedBudgetUnavailable as exc:
+                raise LiveStartError(f"shared rate budgets: {exc}") from None
             await self._start_execution()
             engine = self._build_engine()
             if self.recovered is not None:
@@ -268,6 +277,7 @@ class LiveSession:
                     console=self.console,
                 )
             keep_journal(engine, self.clock, self.config.journal)
+            self.mirror = await start_mirror(engine, self.config.redis)
             if self.reconcile_only:
                 self.stop("reconciled")
             else:
@@ -278,6 +288,7 @@ class LiveSession:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
             await self._close_all()
+            await self._close_shared()
             self.clock.cancel_all()
             for sig in signals:
                 loop.remove_signal_handler(sig)
@@ -320,7 +331,9 @@ class LiveSession:
         timeout = self.config.live.start_timeout_s
         for link in self.links.values():
             section = self.config.live.venues[link.venue]
-            options = {} if section.order_entry is None else {"order_entry": section.order_entry}
+            options: dict[str, Any] = {} if section.order_entry is None else {"order_entry": section.order_entry}
+            if self.budgets is not None:
+                options["budget"] = self.budgets.for_venue(link.venue, link.credentials)
             try:
                 client = link.connector.execution(
                     link.credentials,
@@ -518,6 +531,13 @@ class LiveSession:
         self.connected.update(dict.fromkeys(self.connected, False))
         if self.admin is not None:
             await self.admin.stop()
+
+    async def _close_shared(self) -> None:
+        """Write the mirror's final state and hand back unspent shared rate budget (clients are stopped)."""
+        if self.mirror is not None:
+            await self.mirror.stop()
+        if self.budgets is not None:
+            await self.budgets.aclose()
 
     # -- helpers --------------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from typing import Any, Final
 import msgspec
 from rich.console import Console
 
+from tradeloop.coordination.mirror import StateMirror
 from tradeloop.core import fixed
 from tradeloop.core.clock import LiveClock
 from tradeloop.core.config import ConfigError
@@ -45,6 +46,7 @@ from tradeloop.runtime.durable import keep_journal, open_session_journal, reconc
 from tradeloop.runtime.results import RunSummary
 from tradeloop.runtime.runner import BacktestRequest, MarketSource, build_summary, open_market
 from tradeloop.runtime.session_tasks import install_stop_signals, refresh_metrics, watch_loop_lag
+from tradeloop.runtime.shared_state import start_mirror
 from tradeloop.runtime.venue_feed import VenueFeed, check_valuation, default_balances
 from tradeloop.trading.reconcile import ReconcileReport
 from tradeloop.trading.recovery import RecoveredState
@@ -216,6 +218,7 @@ class PaperSession:
             config = with_recovered_balances(config, self.recovered)
             self.config = config
         self.reconciled: ReconcileReport | None = None
+        self.mirror: StateMirror | None = None
         self.clock = LiveClock()
         self.metrics = EngineMetrics()
         try:
@@ -311,6 +314,7 @@ class PaperSession:
                 # (canceled, or rejected if never accepted) before the strategy starts.
                 self.reconciled = await reconcile(engine, self.recovered, {}, timeout_s=15.0, console=self.console)
             keep_journal(engine, self.clock, self.config.journal)
+            self.mirror = await start_mirror(engine, self.config.redis)
             engine.strategy.on_start()
             interval = self.config.report.sample_interval_ms * 1_000_000
             self.clock.set_timer("report.sample", interval, engine.record_sample)
@@ -345,6 +349,8 @@ class PaperSession:
                 await self.venue_feed.stop()
             if self.admin is not None:
                 await self.admin.stop()
+            if self.mirror is not None:
+                await self.mirror.stop()
             self.clock.cancel_all()
             for sig in signals:
                 loop.remove_signal_handler(sig)

@@ -29,6 +29,7 @@ from tradeloop.venues.binance.spec import (
     BinanceMarket,
 )
 from tradeloop.venues.connector import ConnectorUrls, VenueConnector
+from tradeloop.venues.transport.ratelimit import RateBudget
 from tradeloop.venues.transport.rest import RestClient, RestConfig
 
 __all__ = ["CONNECTOR", "CONNECTOR_USDM", "local_urls", "local_urls_usdm"]
@@ -89,8 +90,9 @@ def _execution(
     urls: ConnectorUrls,
     *,
     rest_config: RestConfig | None = None,
+    budget: RateBudget | None = None,
 ) -> BinanceExecutionClient:
-    return BinanceExecutionClient(credentials, instruments, clock, emit, urls, rest_config=rest_config)
+    return BinanceExecutionClient(credentials, instruments, clock, emit, urls, rest_config=rest_config, budget=budget)
 
 
 def _execution_usdm(
@@ -101,9 +103,10 @@ def _execution_usdm(
     urls: ConnectorUrls,
     *,
     rest_config: RestConfig | None = None,
+    budget: RateBudget | None = None,
 ) -> BinanceExecutionClient:
     return BinanceExecutionClient(
-        credentials, instruments, clock, emit, urls, rest_config=rest_config, market=BinanceMarket.USDM
+        credentials, instruments, clock, emit, urls, rest_config=rest_config, market=BinanceMarket.USDM, budget=budget
     )
 
 

@@ -98,11 +98,13 @@ class CoinbaseExecutionClient:
         rest_config: RestConfig | None = None,
         rate_limit_patience_s: float = 10.0,
         order_entry: OrderEntry = "rest",
+        budget: RateBudget | None = None,
     ) -> None:
         if check_order_entry(VENUE, order_entry) != "rest":
             raise ValueError("Coinbase Advanced Trade has no WebSocket order API: order_entry must be 'rest'")
         self._key = req.CoinbaseKey.from_credentials(credentials)
         self._account = credentials.fingerprint
+        self._budget = budget
         self._instruments = dict(instruments)
         self._by_product = {iid.symbol: inst for iid, inst in instruments.items()}
         self._clock = clock
@@ -129,7 +131,7 @@ class CoinbaseExecutionClient:
     def _open_rest(self) -> RestClient:
         if self._rest is None:
             self._session = aiohttp.ClientSession()
-            budget = RateBudget(VENUE, self._account, RATE_LIMITS)
+            budget = self._budget if self._budget is not None else RateBudget(VENUE, self._account, RATE_LIMITS)
             self._rest = RestClient(self.urls.rest, self._session, config=self._rest_config, budget=budget, name=VENUE)
         return self._rest
 

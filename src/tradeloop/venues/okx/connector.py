@@ -20,6 +20,7 @@ from tradeloop.venues.okx.instruments import INSTRUMENTS
 from tradeloop.venues.okx.market_data import OkxMarketData
 from tradeloop.venues.okx.simulator import OkxDialect
 from tradeloop.venues.okx.spec import URLS, VENUE
+from tradeloop.venues.transport.ratelimit import RateBudget
 from tradeloop.venues.transport.rest import RestClient, RestConfig
 
 __all__ = ["CONNECTOR", "REJECT_ERRORS", "local_urls"]
@@ -74,11 +75,12 @@ def _execution(
     *,
     rest_config: RestConfig | None = None,
     order_entry: OrderEntry = "websocket",
+    budget: RateBudget | None = None,
 ) -> OkxExecutionClient:
     """The execution client: orders over the private WebSocket while it is up (``order_entry="rest"``:
-    always over REST)."""
+    always over REST); ``budget``: a rate budget shared with other processes (default: its own)."""
     return OkxExecutionClient(
-        credentials, instruments, clock, emit, urls, rest_config=rest_config, order_entry=order_entry
+        credentials, instruments, clock, emit, urls, rest_config=rest_config, order_entry=order_entry, budget=budget
     )
 
 

@@ -31,7 +31,10 @@ Commit policies (every one keeps "intent durable before send"):
 
 The two registered benchmarks (``journal_sqlite``, ``journal_postgres``) time the pipelined policy;
 the blocking ones are fsync-bound (a fixed rate whatever the run's length) and are measured on the
-first 4,000 records only, for the table ``run.py`` prints after the usual one. PostgreSQL is taken
+first 4,000 records only, for the table ``run.py`` prints after the usual one. Two more rows show
+the cost of fencing (a journal claimed with a fencing token, as a failover primary's is, reads the
+fence row once per commit): ``per-intent, claimed`` (one commit per intent, the worst case) on the
+same 4,000 records and ``pipelined, claimed`` on the whole workload. PostgreSQL is taken
 from ``$TRADELOOP_BENCH_POSTGRES`` (default ``postgresql://postgres@127.0.0.1:5432/test``); each run
 gets tables of its own, dropped afterwards. SQLite files go to ``$TRADELOOP_BENCH_DIR`` (default: the
 system temp dir), which should be on the disk a live journal would use.
@@ -247,7 +250,7 @@ class PostgresBackend(Backend):
     def discard(self, journal: SQLiteJournal | PostgresJournal) -> None:
         assert isinstance(journal, PostgresJournal)
         journal.close()
-        drop_postgres_tables(journal.records_table, journal.snapshots_table)
+        drop_postgres_tables(journal.records_table, journal.snapshots_table, journal.fence_table)
 
 
 def drop_postgres_tables(*tables: str) -> None:
@@ -292,20 +295,29 @@ def _reference_rates(backend: Backend, work: list[Step]) -> dict[str, dict[str, 
         if total >= REFERENCE_RECORDS:
             break
     rates = {}
-    for policy in POLICIES:
-        if policy == HEADLINE:
-            continue
+    runs = [(policy, head, total, False) for policy in POLICIES if policy != HEADLINE]
+    runs += [("per-intent", head, total, True), (HEADLINE, work, sum(len(step) for step in work), True)]
+    for policy, steps, count, claimed in runs:
         best = float("inf")
         syncs = 0
-        for _ in range(2):
+        for _ in range(2 if policy != HEADLINE else 3):
             journal = backend.open()
             try:
+                if claimed:
+                    journal.claim(1)
                 started = time.perf_counter()
-                syncs = journal_steps(journal, head, policy).syncs
+                syncs = journal_steps(journal, steps, policy).syncs
                 best = min(best, time.perf_counter() - started)
             finally:
                 backend.discard(journal)
-        rates[policy] = {"records": total, "seconds": best, "records_per_s": total / best, "syncs": syncs}
+        name = f"{policy}, claimed" if claimed else policy
+        rates[name] = {
+            "records": count,
+            "seconds": best,
+            "records_per_s": count / best,
+            "syncs": syncs,
+            "blocking": policy != HEADLINE,
+        }
     return rates
 
 
@@ -445,7 +457,7 @@ def journal_table(rows: list[dict[str, Any]]) -> str:
                     f"{replay:,.0f}",
                     f"{ref['records_per_s'] / replay:.2f}x",
                     str(ref["syncs"]),
-                    "0 (blocking)",
+                    "0 (blocking)" if ref["blocking"] else "-",
                 ]
             )
     widths = [max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(headers)]

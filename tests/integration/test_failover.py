@@ -338,9 +338,9 @@ def test_two_nodes_both_believing_they_hold_the_lease_never_trade_at_once(pair: 
     or the simulator refuses its stale token. Nothing of it may be accepted once the new primary
     trades, and the accept windows never overlap.
 
-    Known gap (outside the lease): the journal itself is not fenced by the token, so when the old
-    primary commits first the *new* primary's commit is the one refused and it stops; safety holds,
-    the takeover does not. That outcome is reported as an expected failure until the journal is fenced.
+    The new primary claims the shared journal with its token before it recovers
+    (``Journal.claim``), so the old primary's next commit is refused (``JournalFenced``) and it stops;
+    the new primary keeps trading.
     """
     with redis_proxy(pair.redis_url) as (proxy_url, stall):
         a = pair.start("a", "--lease-ttl-ms", "8000", redis_url=proxy_url)  # believes for 6 s after a renewal
@@ -364,12 +364,10 @@ def test_two_nodes_both_believing_they_hold_the_lease_never_trade_at_once(pair: 
     output = a.output()
     fencing = pair.fencing()
     assert_fenced_history(fencing)  # safety, whoever won
-    if outcome == "exited":
-        assert "already taken (another writer?)" in b.output(), b.output()[-3000:]
-        pytest.xfail("the shared journal is not fenced by the lease token: the old primary's commits won the seqs")
+    assert outcome == "trading", f"the new primary did not take over:\n{b.output()[-3000:]}"
     second = fencing["highest_token"]
     by_venue = fencing["refused_by_token"].get(str(first), 0)
-    by_journal = "already taken (another writer?)" in output
+    by_journal = "JournalFenced" in output or "claimed by a newer owner" in output
     print(f"old primary stopped: {by_venue} order(s) refused by the venue, journal fence hit: {by_journal}")
     assert code in (EXIT_FAILED, EXIT_LEASE_LOST), output[-3000:]
     assert by_venue or by_journal, "the old primary stopped before either fence was tested"

@@ -4,6 +4,7 @@ journal before the request reaches the venue's client (``intent``, the default),
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Literal
 
@@ -11,7 +12,7 @@ import msgspec
 import pytest
 
 from tests.integration.helpers import IID, START, P, book_snapshot, instrument
-from tradeloop.core.clock import SimClock
+from tradeloop.core.clock import LiveClock, SimClock
 from tradeloop.core.config import ConfigError, decode_config
 from tradeloop.model.book import SequenceRule
 from tradeloop.model.commands import AmendOrder, CancelAllOrders, CancelOrder, QueryOrder, SubmitOrder
@@ -143,3 +144,55 @@ def test_durability_setting_is_checked() -> None:
     assert decode_config({"durability": "batched"}, JournalSection).durability == "batched"
     with pytest.raises(ConfigError):
         decode_config({"durability": "sometimes"}, JournalSection)
+
+
+def test_on_a_live_loop_requests_wait_for_a_group_sync_and_keep_their_order(tmp_path: Path) -> None:
+    """The intent barrier: no blocking sync per order, yet every request leaves only once its intent is
+    durable, and a cancel never overtakes the submit it cancels."""
+
+    class DurableNotingClient(RecordingClient):
+        def _note(self, what: str) -> None:
+            self.seen.append((what, self.journal.durable_seq(), self.journal.last_seq()))
+
+    async def scenario() -> None:
+        journal = SQLiteJournal(tmp_path / "j.db")
+        config = msgspec.structs.replace(
+            BacktestConfig(venues={IID.venue: VenueSection(balances={"USDT": "100000", "BTC": "2"})}),
+            journal=JournalSection(durability="intent"),
+        )
+        box: dict[str, DurableNotingClient] = {}
+
+        def factory(emit: EmitEvent) -> ExecutionClient:
+            box["client"] = DurableNotingClient(journal)
+            box["client"].emit = emit
+            return box["client"]
+
+        clock = LiveClock()
+        engine = BacktestEngine(
+            config,
+            [instrument()],
+            clock.now_ns(),
+            sequence_rules={IID.venue: SequenceRule.RANGE},
+            journal=journal,
+            strategy_spec="tests.integration.helpers:Idle",
+            clock=clock,
+            execution_clients={IID.venue: factory},
+        )
+        assert engine.intent_barrier is not None and not engine.oms._durable
+        engine.hub.on_data(book_snapshot(clock.now_ns()))
+        cids = [engine.ctx.submit(IID, Side.BUY, P("0.1"), P("99.00") - P("0.01") * i) for i in range(5)]
+        engine.ctx.cancel(cids[0])
+        client = box["client"]
+        for _ in range(200):
+            if len(client.seen) == 6:
+                break
+            await asyncio.sleep(0.005)
+        assert [what for what, _, _ in client.seen] == ["submit"] * 5 + ["cancel"]
+        submitted = [seq for seq, _, r in journal.read() if isinstance(r, OrderSubmitted)]
+        for (what, durable, _), seq in zip(client.seen, submitted, strict=False):
+            assert durable >= seq, f"{what} left before its intent (seq {seq}) was durable ({durable})"
+        assert engine.intent_barrier.held_total >= 1
+        engine.intent_barrier.close()
+        journal.close()
+
+    asyncio.run(scenario())

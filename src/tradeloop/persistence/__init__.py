@@ -13,6 +13,13 @@ Open one with :func:`open_journal`::
     journal.latest_snapshot()                   # SnapshotRecord(seq, ts, payload) or None
     journal.close()
 
+A failover pair's primary claims the shared journal with its lease's fencing token before it uses it
+(a stale primary's commits are then refused with :class:`JournalFenced`); an engine that pipelines
+group commits is told of durable progress by a listener::
+
+    journal.claim(fencing_token)                # JournalFenced if a newer owner claimed it
+    journal.add_durable_listener(lambda seq: loop.call_soon_threadsafe(release_sends, seq))
+
 The durability contract is in :mod:`tradeloop.persistence.journal`.
 """
 
@@ -29,6 +36,7 @@ from tradeloop.persistence.codec import (
     JournalCorruptError,
     JournalEntry,
     JournalError,
+    JournalFenced,
     JournalRecord,
     RecordCodec,
     Row,
@@ -56,6 +64,7 @@ __all__ = [
     "JournalCorruptError",
     "JournalEntry",
     "JournalError",
+    "JournalFenced",
     "JournalRecord",
     "MemoryJournal",
     "PostgresJournal",

@@ -75,6 +75,19 @@ class JournalCorruptError(JournalError):
         super().__init__(f"{prefix}: {message}")
 
 
+class JournalFenced(JournalError):
+    """A newer owner claimed the journal (``Journal.claim``): this writer's writes are refused.
+
+    ``token`` is this writer's fencing token (the one it claimed with, or tried to), ``owner`` the
+    token the journal holds now. Once raised, the journal object refuses every further write.
+    """
+
+    def __init__(self, message: str, *, token: int | None = None, owner: int | None = None) -> None:
+        self.token = token
+        self.owner = owner
+        super().__init__(message)
+
+
 Row = tuple[int, int, str, bytes, int]
 """An entry as a plain tuple ``(seq, ts, kind, payload, crc)``: how backends store and pass entries."""
 

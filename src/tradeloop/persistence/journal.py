@@ -31,16 +31,31 @@ Durability contract (every backend that stores anything):
   warning and counted in ``dropped_tail``. A damaged record anywhere else is never dropped: reading
   it raises :class:`~tradeloop.persistence.codec.JournalCorruptError` naming its seq.
 
+Fencing (a failover pair sharing one journal): the new primary calls :meth:`Journal.claim` with the
+fencing token of its lease before it reads or writes anything. ``claim`` stores the token in the
+journal (one durable transaction, refused with :class:`~tradeloop.persistence.codec.JournalFenced`
+if a greater one is stored) and catches the journal object up with the records the previous owner
+committed since it was opened. From then on each commit of that object (batch, durable, idle,
+flush, snapshot) checks in its own transaction that the stored token is still its own; once a newer
+owner has claimed the journal, the commit is rolled back, ``JournalFenced`` is raised and the object
+refuses every further write (reads still work; its buffered records are never written). A journal
+never claimed works as before, with no extra query.
+
+Durable-progress listeners (:meth:`Journal.add_durable_listener`): ``fn(durable_seq)`` is called every
+time :meth:`Journal.durable_seq` advances, from the thread that advanced it (see
+:mod:`tradeloop.persistence.listeners`), so an engine can release held sends without polling.
+
 The journal's identity is :meth:`Journal.digest`: the sha256 of its canonical stream (see
 :mod:`tradeloop.persistence.codec`), independent of the backend. ``tradeloop backtest`` prints it.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Final, Protocol, Self, runtime_checkable
 
@@ -49,6 +64,7 @@ from tradeloop.persistence.codec import (
     JournalCorruptError,
     JournalEntry,
     JournalError,
+    JournalFenced,
     JournalRecord,
     RecordCodec,
     Row,
@@ -57,6 +73,7 @@ from tradeloop.persistence.codec import (
     record_crc,
     verify_entry,
 )
+from tradeloop.persistence.listeners import DurableListeners
 
 StrPath = str | os.PathLike[str]
 SnapshotRow = tuple[int, int, bytes, int]
@@ -66,6 +83,8 @@ SNAPSHOTS_KEPT: Final[int] = 3
 """How many snapshots a journal keeps (the newest ones)."""
 DEFAULT_MAX_DELAY_S: Final[float] = 1.0
 """Default longest time a buffered (non-durable) record waits for its commit."""
+MAX_FENCE_TOKEN: Final[int] = 2**63 - 1
+"""The greatest fencing token a journal stores (a signed 64-bit column)."""
 
 log = get_logger("tradeloop.journal")
 
@@ -164,6 +183,46 @@ class Journal(Protocol):
         """Commit what is buffered and release the backend. Further appends raise :class:`JournalError`."""
         ...
 
+    def claim(self, token: int) -> None:
+        """Make this journal object the journal's owner with fencing ``token`` (an int, 1 to 2**63-1).
+
+        One durable transaction reads the stored owner token (0 if none): if it is greater than
+        ``token``, raises :class:`~tradeloop.persistence.codec.JournalFenced` naming both (and this
+        object refuses writes from then on); otherwise stores ``token``. Claiming again with the same
+        token is fine. Records another writer committed since this object was opened are taken over
+        (``last_seq()`` moves on), so claim right after opening, before reading the state; a
+        :class:`JournalError` is raised (and nothing stored) if this object has records of its own
+        buffered that would now collide. From then on every commit of this object checks, in its own
+        transaction, that the stored token is still ``token``, and raises ``JournalFenced`` once a
+        newer owner claimed the journal.
+        """
+        ...
+
+    @property
+    def fence_token(self) -> int | None:
+        """The token this object claimed the journal with, ``None`` if it never did."""
+        ...
+
+    def add_durable_listener(self, fn: Callable[[int], None]) -> None:
+        """Call ``fn(durable_seq)`` every time :meth:`durable_seq` advances (strictly increasing seqs).
+
+        Called from whatever thread advanced it (the SQLite WAL-sync thread, the PostgreSQL writer
+        thread, or the caller's thread for a synchronous durable commit and every MemoryJournal
+        append), never with a journal lock held. ``fn`` must be quick and thread-safe, and may call
+        :meth:`durable_seq` and :meth:`last_seq` only (an engine hands the seq to its loop with
+        ``loop.call_soon_threadsafe``). Not called for advances before it was added: read
+        :meth:`durable_seq` once after adding it. An exception in ``fn`` is logged and ignored.
+
+        On SQLite, a sync requested while the previous one ran starts at the engine's next
+        :meth:`request_durable`, :meth:`durable_seq`, :meth:`wait_durable` or :meth:`flush_if_due`;
+        an engine woken by the listener should call :meth:`durable_seq` on its own thread (cheap).
+        """
+        ...
+
+    def remove_durable_listener(self, fn: Callable[[int], None]) -> None:
+        """Stop calling ``fn`` (nothing happens if it was not added). A call already running may finish."""
+        ...
+
 
 class JournalBase(ABC):
     """Shared behaviour of the backends: checked and decoded reads, digest, export and snapshot checks.
@@ -175,6 +234,12 @@ class JournalBase(ABC):
     def __init__(self) -> None:
         self._codec = RecordCodec()
         self._closed = False
+        self._stopped = False
+        """True when a write must take the slow path (closed, read-only, failed or fenced)."""
+        self._failure: JournalError | None = None
+        """What stopped the journal for writing (a failed background commit, a newer owner)."""
+        self._fence: int | None = None
+        self._durable_listeners = DurableListeners(self._describe)
         self.dropped_tail = 0
         """Torn records at the end dropped when the journal was opened (0 or 1)."""
 
@@ -224,6 +289,10 @@ class JournalBase(ABC):
         """Commit the buffer, then store the snapshot durably (keeping the newest :data:`SNAPSHOTS_KEPT`)."""
 
     @abstractmethod
+    def claim(self, token: int) -> None:
+        """Store ``token`` as the journal's owner token unless a greater one is stored (see :class:`Journal`)."""
+
+    @abstractmethod
     def _raw_entries(self, from_seq: int, to_seq: int) -> Iterator[Row]:
         """Stored rows with ``from_seq <= seq <= to_seq`` in seq order, unchecked."""
 
@@ -240,6 +309,83 @@ class JournalBase(ABC):
     def _check_open(self) -> None:
         if self._closed:
             raise JournalError(f"{type(self).__name__} is closed")
+
+    # -- fencing and failures -----------------------------------------------------------------------
+    @property
+    def fence_token(self) -> int | None:
+        """The token this object claimed the journal with, ``None`` if it never did."""
+        return self._fence
+
+    def _fail(self, error: JournalError) -> JournalError:
+        """Stop the journal for writing with ``error`` (the first failure stays); returns ``error``."""
+        if self._failure is None:
+            self._failure = error
+            self._stopped = True
+            if isinstance(error, JournalFenced):
+                log.warning("journal fenced: writes refused", journal=self._describe(), error=str(error))
+            else:
+                log.error("journal writer stopped", journal=self._describe(), error=str(error))
+        return error
+
+    def _failed(self, note: str = "") -> JournalError:
+        """A fresh copy of the failure that stopped the journal (same class and fields), ``note`` appended."""
+        failure = self._failure
+        assert failure is not None
+        again = copy.copy(failure)
+        if note:
+            again.args = (f"{failure} {note}",)
+        return again
+
+    def _claim_refused(self, token: int, owner: int) -> JournalFenced:
+        """Fail the journal: a claim with ``token`` met the greater stored token ``owner``."""
+        error = JournalFenced(
+            f"journal {self._describe()}: claim with fencing token {token} refused: a newer owner holds token {owner}",
+            token=token,
+            owner=owner,
+        )
+        self._fail(error)
+        return error
+
+    def _fenced(self, owner: int | None, action: str) -> JournalFenced:
+        """Fail the journal: a commit (``action``) found the stored token ``owner`` is not this object's."""
+        token = self._fence
+        error = JournalFenced(
+            f"journal {self._describe()}: {action} refused: the journal was claimed by a newer owner "
+            f"(token {owner or 0}; this writer's token is {token})",
+            token=token,
+            owner=owner or 0,
+        )
+        self._fail(error)
+        return error
+
+    def _caught_up(self, stored_last: int, committed: int, last: int) -> int:
+        """The committed seq after a claim found ``stored_last`` records stored (raises if they collide)."""
+        if stored_last == committed:
+            return committed
+        where = f"journal {self._describe()}: cannot claim: the stored records end at seq {stored_last}"
+        if stored_last < committed:
+            raise JournalError(f"{where}, before this journal's committed seq {committed}")
+        if last != committed:
+            raise JournalError(
+                f"{where} (another writer committed after this journal's seq {committed}) and "
+                f"{last - committed} records appended here are not committed yet"
+            )
+        log.info(
+            "journal claim took over records committed by the previous owner",
+            journal=self._describe(),
+            first_seq=committed + 1,
+            last_seq=stored_last,
+        )
+        return stored_last
+
+    # -- durable-progress listeners -------------------------------------------------------------------
+    def add_durable_listener(self, fn: Callable[[int], None]) -> None:
+        """Call ``fn(durable_seq)`` every time :meth:`durable_seq` advances (see :class:`Journal`)."""
+        self._durable_listeners.add(fn)
+
+    def remove_durable_listener(self, fn: Callable[[int], None]) -> None:
+        """Stop calling ``fn`` (nothing happens if it was not added)."""
+        self._durable_listeners.remove(fn)
 
     def _checked_rows(self, from_seq: int) -> Iterator[Row]:
         """Rows from ``from_seq`` up to the last seq at call time, with seq continuity checked.
@@ -356,6 +502,15 @@ class JournalBase(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def check_token(token: object) -> int:
+    """``token`` if it is a usable fencing token (an int from 1 to :data:`MAX_FENCE_TOKEN`), else raise."""
+    if type(token) is not int:
+        raise TypeError(f"a fencing token must be an int, got {type(token).__name__}")
+    if not 1 <= token <= MAX_FENCE_TOKEN:
+        raise ValueError(f"a fencing token must be between 1 and 2**63-1, got {token}")
+    return token
 
 
 def snapshot_problem(seq: int, ts: int, payload: bytes, crc: int, last_seq: int) -> str | None:

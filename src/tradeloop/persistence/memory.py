@@ -3,6 +3,11 @@
 Records are encoded exactly as the SQLite journal encodes them, so the digest of a memory journal
 equals the digest of a SQLite journal holding the same records. Nothing survives the process:
 "durable" means nothing here, and snapshots are kept in the same list-like way as records.
+
+Every append is "durable" at once, so durable-progress listeners are called on the caller's thread
+for every append (``append_many``: once, with its last seq). Fencing works as on the other backends
+for the one object that holds the journal: :meth:`MemoryJournal.claim` refuses a token smaller than
+the greatest claimed so far (and the journal then refuses writes); no second writer can share it.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from tradeloop.persistence.codec import JournalEntry, JournalRecord, Row, read_canonical
-from tradeloop.persistence.journal import SNAPSHOTS_KEPT, JournalBase, SnapshotRow, StrPath
+from tradeloop.persistence.journal import SNAPSHOTS_KEPT, JournalBase, SnapshotRow, StrPath, check_token
 
 
 class MemoryJournal(JournalBase):
@@ -20,6 +25,8 @@ class MemoryJournal(JournalBase):
         super().__init__()
         self._rows: list[Row] = []
         self._snapshots: list[SnapshotRow] = []
+        self._owner = 0
+        """The stored owner token (the greatest claimed)."""
         self._row = self._codec.encode_row
 
     @classmethod
@@ -36,19 +43,30 @@ class MemoryJournal(JournalBase):
         journal.dropped_tail = reader.dropped_tail
         return journal
 
+    def _writable(self) -> None:
+        self._check_open()
+        if self._failure is not None:
+            raise self._failed()
+
     def append(self, record: JournalRecord) -> int:
         """Append ``record``; returns its seq."""
-        if self._closed:
-            self._check_open()
+        if self._stopped:
+            self._writable()
         rows = self._rows
         seq = len(rows) + 1
         rows.append(self._row(seq, record))
+        if self._durable_listeners.listeners:
+            self._durable_listeners.advanced(seq)
         return seq
 
     def append_many(self, records: Iterable[JournalRecord]) -> int:
         """Append ``records`` in order (all or none, if one cannot be journaled); returns the last seq."""
-        self._check_open()
-        self._rows.extend(self._codec.encode_rows(len(self._rows) + 1, records))
+        self._writable()
+        rows = self._codec.encode_rows(len(self._rows) + 1, records)
+        if rows:
+            self._rows.extend(rows)
+            if self._durable_listeners.listeners:
+                self._durable_listeners.advanced(len(self._rows))
         return len(self._rows)
 
     def append_durable(self, record: JournalRecord) -> int:
@@ -57,15 +75,15 @@ class MemoryJournal(JournalBase):
 
     def flush(self, *, durable: bool = False) -> None:
         """Nothing is buffered."""
-        self._check_open()
+        self._writable()
 
     def flush_if_due(self, period_s: float = 0.25) -> None:
         """Nothing is buffered."""
-        self._check_open()
+        self._writable()
 
     def request_durable(self) -> int:
         """Nothing to sync: returns the last seq."""
-        self._check_open()
+        self._writable()
         return len(self._rows)
 
     def durable_seq(self) -> int:
@@ -80,11 +98,20 @@ class MemoryJournal(JournalBase):
 
     def save_snapshot(self, seq: int, ts: int, payload: bytes) -> None:
         """Keep the snapshot (and the :data:`SNAPSHOTS_KEPT` newest ones)."""
-        self._check_open()
+        self._writable()
         row = self._check_snapshot(seq, ts, payload)
         snapshots = self._snapshots
         snapshots.append(row)
         del snapshots[:-SNAPSHOTS_KEPT]
+
+    def claim(self, token: int) -> None:
+        """Take ``token`` unless a greater one was claimed before (then the journal refuses writes)."""
+        token = check_token(token)
+        self._writable()
+        owner = self._owner
+        if owner > token:
+            raise self._claim_refused(token, owner)
+        self._owner = self._fence = token
 
     def _snapshot_rows(self) -> Iterator[SnapshotRow]:
         return reversed(list(self._snapshots))
@@ -107,3 +134,4 @@ class MemoryJournal(JournalBase):
     def close(self) -> None:
         """Mark the journal closed: further appends and reads raise ``JournalError``."""
         self._closed = True
+        self._stopped = True

@@ -2,13 +2,10 @@
 
 URL: ``postgresql://user[:password]@host[:port]/database?journal=NAME`` (also ``postgres://``). ``journal``
 names the journal (default ``tradeloop``; lower-case letters, digits and ``_``); its tables are
-``NAME_records`` and ``NAME_snapshots`` in the connection's default schema::
-
-    NAME_records(seq bigint PRIMARY KEY, ts bigint, kind text, payload bytea, crc bigint)
-    NAME_snapshots(id bigserial PRIMARY KEY, seq bigint, ts bigint, payload bytea, crc bigint)
-
-the same logical schema and the same entries as the SQLite journal, so the digests agree. Other
-query parameters go to asyncpg (``sslmode``, ...). Messages and reprs never show the user or password.
+``NAME_records``, ``NAME_snapshots`` and, once claimed, ``NAME_fence`` in the connection's default
+schema (:mod:`tradeloop.persistence.postgres_schema`): the same logical schema and the same entries
+as the SQLite journal, so the digests agree. Other query parameters go to asyncpg (``sslmode``, ...).
+Messages and reprs never show the user or password.
 
 Threads. The engine calls the journal synchronously, as it calls the SQLite journal. ``append``
 encodes and buffers on the caller's thread and does no I/O. A writer thread runs a private asyncio
@@ -34,7 +31,15 @@ committed. When ``max_pending`` records are buffered (the server fell behind), `
 
 A failed background commit (the server went away, or a second writer took the seq) stops the
 journal: the next call raises :class:`~tradeloop.persistence.codec.JournalError` with the cause;
-the records the writer held stay readable. Opening for writing checks the last record like the
+the records the writer held stay readable.
+
+Fencing: :meth:`PostgresJournal.claim` takes the ``NAME_fence`` row ``FOR UPDATE`` and updates it in
+one transaction; a claimed journal's every commit (and snapshot) first reads the row ``FOR SHARE``
+in its own transaction, so a claim waits for a running commit (and then sees its records) or the
+commit waits for the claim (and then sees the new token, rolls back and raises
+:class:`~tradeloop.persistence.codec.JournalFenced`, which stops the journal as above). A never
+claimed journal sends no extra query. Durable-progress listeners are called on the writer thread
+after each commit, with its lock released. Opening for writing checks the last record like the
 SQLite journal does (a torn one is deleted with a warning and counted in ``dropped_tail``).
 """
 
@@ -45,28 +50,45 @@ import collections
 import concurrent.futures
 import contextlib
 import math
-import re
 import struct
 import threading
 import zlib
 from collections.abc import Coroutine, Iterable, Iterator
-from typing import Any, Final, NamedTuple, TypeVar, cast
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from typing import Any, Final, TypeVar, cast
 
 import asyncpg
 import msgspec
 
 from tradeloop.core.failpoints import failpoint
 from tradeloop.core.logging import register_secret
-from tradeloop.persistence.codec import KIND_OF, JournalCorruptError, JournalError, JournalRecord, Row, kind_of
-from tradeloop.persistence.journal import DEFAULT_MAX_DELAY_S, SNAPSHOTS_KEPT, JournalBase, SnapshotRow, log
+from tradeloop.persistence.codec import (
+    KIND_OF,
+    JournalCorruptError,
+    JournalError,
+    JournalFenced,
+    JournalRecord,
+    Row,
+    kind_of,
+)
+from tradeloop.persistence.journal import DEFAULT_MAX_DELAY_S, JournalBase, SnapshotRow, check_token, log
+from tradeloop.persistence.postgres_schema import (
+    DEFAULT_JOURNAL_NAME,
+    TABLE_COMMENT,
+    PostgresTarget,
+    Statements,
+    parse_postgres_url,
+)
 
-DEFAULT_JOURNAL_NAME: Final[str] = "tradeloop"
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_JOURNAL_NAME",
+    "TABLE_COMMENT",
+    "PostgresJournal",
+    "PostgresTarget",
+    "parse_postgres_url",
+]
+
 DEFAULT_BATCH_SIZE: Final[int] = 8192
-TABLE_COMMENT: Final[str] = "tradeloop journal v1"
-"""Comment on both tables: marks them as a tradeloop journal's (a foreign table is refused)."""
-
-_NAME: Final = re.compile(r"[a-z_][a-z0-9_]{0,47}")
 _COLUMNS: Final[tuple[str, ...]] = ("seq", "ts", "kind", "payload", "crc")
 _COPY_MIN: Final[int] = 16
 """Below this many rows a prepared INSERT beats COPY."""
@@ -74,51 +96,6 @@ _READ_PAGE: Final[int] = 8192
 _CRC_HEAD: Final = struct.Struct("<Qq")
 _T = TypeVar("_T")
 _DB_ERRORS: Final = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
-
-
-class PostgresTarget(NamedTuple):
-    """A parsed journal URL."""
-
-    dsn: str
-    """What asyncpg connects to (may hold credentials: never log it)."""
-    name: str
-    """The journal's name (table prefix)."""
-    safe_url: str
-    """The URL without user, password or query parameters: for messages."""
-    secrets: tuple[str, ...]
-    """Credentials found in the URL, scrubbed from any message."""
-
-
-def parse_postgres_url(url: str) -> PostgresTarget:
-    """Split a journal URL into the asyncpg DSN and the journal name; ``ValueError`` if it is not usable."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-        _ = parts.port  # validates it
-    except ValueError as exc:
-        raise ValueError(f"malformed PostgreSQL journal URL: {exc}") from None
-    scheme = parts.scheme.lower()
-    if scheme.startswith("postgresql+"):  # SQLAlchemy-style driver suffix
-        scheme = "postgresql"
-    if scheme not in ("postgresql", "postgres"):
-        raise ValueError(f"not a PostgreSQL URL (scheme {parts.scheme!r}); use postgresql://host/database")
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    names = [value for key, value in query if key == "journal"]
-    if len(names) > 1:
-        raise ValueError("the journal URL names the journal twice (one journal=NAME only)")
-    name = names[0] if names else DEFAULT_JOURNAL_NAME
-    if not _NAME.fullmatch(name):
-        raise ValueError(
-            f"journal name {name!r} is not usable as a table prefix: use 1-48 lower-case letters, digits "
-            "or '_', not starting with a digit"
-        )
-    secrets = [unquote(password)] if password else []
-    secrets += [value for key, value in query if key in ("password", "sslpassword") and value]
-    host = parts.netloc.rpartition("@")[2]
-    rest = [(key, value) for key, value in query if key != "journal"]
-    dsn = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(rest), ""))
-    safe = urlunsplit(("postgresql", host, parts.path, f"journal={name}", ""))
-    return PostgresTarget(dsn, name, safe, tuple(secrets))
 
 
 class PostgresJournal(JournalBase):
@@ -133,7 +110,9 @@ class PostgresJournal(JournalBase):
     :param max_pending: buffered records at which ``append`` waits for the writer (default 8 batches).
 
     Single writer: a second writer on the same journal is detected at its first commit (the seq it
-    wants is taken) and gets a :class:`~tradeloop.persistence.codec.JournalError`.
+    wants is taken) and gets a :class:`~tradeloop.persistence.codec.JournalError`; after a
+    :meth:`claim` by a newer owner, a stale writer gets
+    :class:`~tradeloop.persistence.codec.JournalFenced` before it writes anything.
     """
 
     def __init__(
@@ -164,8 +143,10 @@ class PostgresJournal(JournalBase):
         """The journal's name (its tables are ``<name>_records`` and ``<name>_snapshots``)."""
         self.url = target.safe_url
         """The journal's URL without credentials."""
-        self.records_table = f"{target.name}_records"
-        self.snapshots_table = f"{target.name}_snapshots"
+        self._sql = Statements(target.name)
+        self.records_table = self._sql.records_table
+        self.snapshots_table = self._sql.snapshots_table
+        self.fence_table = self._sql.fence_table
         self._secrets = target.secrets
         self._batch_size = batch_size
         self._max_pending = max_pending if max_pending is not None else 8 * batch_size
@@ -177,7 +158,6 @@ class PostgresJournal(JournalBase):
         self._inflight: collections.deque[list[Row]] = collections.deque()
         self._last = 0
         self._committed = 0
-        self._failure: str | None = None
         self._stopped = readonly  # read-only, closed or failed: append's slow path says which
         self._kicked = False
         self._commits = 0
@@ -187,7 +167,6 @@ class PostgresJournal(JournalBase):
         self._lock = asyncio.Lock()
         self._thread = threading.Thread(target=self._loop.run_forever, name=f"journal-pg-{self.name}", daemon=True)
         self._thread.start()
-        self._sql = _Sql(self.records_table, self.snapshots_table)
         try:
             self._conn = self._call(self._connect(target.dsn, connect_timeout, command_timeout))
             self._committed = self._call(self._open_tables())
@@ -232,8 +211,7 @@ class PostgresJournal(JournalBase):
         try:
             if not self._readonly:
                 async with conn.transaction():
-                    # Serialises creation between writers starting at once (CREATE IF NOT EXISTS alone races).
-                    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", self.records_table)
+                    await conn.execute(sql.creation_lock, self.records_table)
                     if await conn.fetchval("SELECT to_regclass($1)", self.records_table) is None:
                         for statement in sql.create:
                             await conn.execute(statement)
@@ -267,43 +245,52 @@ class PostgresJournal(JournalBase):
             raise self._error("opening", exc) from None
 
     async def _commit(self) -> None:
-        """Commit every buffered row (waiting for the commits queued before)."""
+        """Commit every buffered row (waiting for the commits queued before), then tell the listeners."""
         async with self._lock:
-            if self._failure is not None:
-                raise JournalError(self._failure)
-            self._kicked = False
-            buffer = self._buffer
-            n = len(buffer)
-            if n == 0:
-                return
-            rows = buffer[:n]
-            self._inflight.append(rows)  # before the rows leave the buffer: reads find them in one or the other
-            del buffer[:n]
-            try:
-                async with self._conn.transaction():
-                    if n < _COPY_MIN:
-                        await self._conn.executemany(self._sql.insert, rows)
-                    else:
-                        await self._conn.copy_records_to_table(self.records_table, records=rows, columns=_COLUMNS)
-            except BaseException as exc:
-                if isinstance(exc, asyncpg.UniqueViolationError):
-                    error = JournalError(
-                        f"PostgreSQL journal {self.url}: seq {rows[0][0]}..{rows[-1][0]} already taken "
-                        "(another writer?)"
-                    )
-                else:
-                    error = self._error(f"committing seq {rows[0][0]}..{rows[-1][0]}", exc)
-                self._fail(str(error))
-                raise error from None
-            self._committed = rows[-1][0]
-            self._commits += 1
-            self._inflight.popleft()
+            committed = await self._commit_locked()
+        if committed and self._durable_listeners.listeners:
+            self._durable_listeners.advanced(self._committed)
 
-    def _fail(self, message: str) -> None:
-        if self._failure is None:
-            self._failure = message
-            self._stopped = True
-            log.error("journal writer stopped", journal=self.url, error=message)
+    async def _check_fence(self, action: str) -> None:
+        """Inside a claimed journal's write transaction: raise if a newer owner claimed it."""
+        owner = await self._conn.fetchval(self._sql.fence_for_share)
+        if owner != self._fence:
+            raise self._fenced(owner, action)
+
+    async def _commit_locked(self) -> bool:
+        if self._failure is not None:
+            raise self._failed()
+        self._kicked = False
+        buffer = self._buffer
+        n = len(buffer)
+        if n == 0:
+            return False
+        rows = buffer[:n]
+        self._inflight.append(rows)  # before the rows leave the buffer: reads find them in one or the other
+        del buffer[:n]
+        try:
+            async with self._conn.transaction():
+                if self._fence is not None:
+                    await self._check_fence(f"commit of seq {rows[0][0]}..{rows[-1][0]}")
+                if n < _COPY_MIN:
+                    await self._conn.executemany(self._sql.insert, rows)
+                else:
+                    await self._conn.copy_records_to_table(self.records_table, records=rows, columns=_COLUMNS)
+        except BaseException as exc:
+            if isinstance(exc, JournalFenced):
+                error: JournalError = exc
+            elif isinstance(exc, asyncpg.UniqueViolationError):
+                error = JournalError(
+                    f"PostgreSQL journal {self.url}: seq {rows[0][0]}..{rows[-1][0]} already taken (another writer?)"
+                )
+            else:
+                error = self._error(f"committing seq {rows[0][0]}..{rows[-1][0]}", exc)
+            self._fail(error)
+            raise error from None
+        self._committed = rows[-1][0]
+        self._commits += 1
+        self._inflight.popleft()
+        return True
 
     async def _quiet_commit(self) -> None:
         with contextlib.suppress(JournalError):  # recorded in self._failure; the engine's next call raises it
@@ -335,13 +322,44 @@ class PostgresJournal(JournalBase):
     async def _save_snapshot(self, row: SnapshotRow) -> None:
         await self._commit()
         async with self._lock:
+            if self._failure is not None:
+                raise self._failed()
             try:
                 async with self._conn.transaction():
+                    if self._fence is not None:
+                        await self._check_fence(f"snapshot at seq {row[0]}")
                     await self._conn.execute(self._sql.insert_snapshot, *row)
                     await self._conn.execute(self._sql.prune_snapshots)
                     failpoint("journal.snapshot")
             except _DB_ERRORS as exc:
                 raise self._error(f"saving the snapshot at seq {row[0]}", exc) from None
+
+    async def _claim(self, token: int) -> None:
+        sql = self._sql
+        async with self._lock:
+            if self._failure is not None:
+                raise self._failed()
+            conn = self._conn
+            try:
+                async with conn.transaction():
+                    await conn.execute(sql.creation_lock, self.records_table)
+                    if await conn.fetchval("SELECT to_regclass($1)", self.fence_table) is None:
+                        await conn.execute(sql.create_fence)
+                    await conn.execute(sql.init_fence)
+                    owner = await conn.fetchval(sql.fence_for_update)
+                    if owner > token:
+                        raise self._claim_refused(token, owner)
+                    stored_last = await conn.fetchval(sql.last)
+                    committed = self._caught_up(stored_last or 0, self._committed, self._last)
+                    await conn.execute(sql.store_fence, token)
+            except _DB_ERRORS as exc:
+                raise self._error(f"claiming with fencing token {token}", exc) from None
+            self._fence = token
+            advanced = committed != self._committed
+            if advanced:
+                self._committed = self._last = committed
+        if advanced and self._durable_listeners.listeners:
+            self._durable_listeners.advanced(committed)
 
     async def _close_connection(self) -> None:
         for task in list(self._tasks):
@@ -369,7 +387,7 @@ class PostgresJournal(JournalBase):
         if self._closed:
             raise JournalError(f"journal {self.url} is closed")
         if self._failure is not None:
-            raise JournalError(self._failure)
+            raise self._failed()
         if self._readonly:
             raise JournalError(f"journal {self.url} is open read-only")
 
@@ -442,7 +460,7 @@ class PostgresJournal(JournalBase):
     def durable_seq(self) -> int:
         """The highest seq committed (and so durable) on the server."""
         if self._failure is not None:
-            raise JournalError(self._failure)
+            raise self._failed()
         return self._committed
 
     def wait_durable(self, seq: int, timeout: float | None = None) -> bool:
@@ -474,6 +492,15 @@ class PostgresJournal(JournalBase):
         self._writable()
         row = self._check_snapshot(seq, ts, payload)
         self._call(self._save_snapshot(row))
+
+    def claim(self, token: int) -> None:
+        """Store ``token`` as the journal's owner token unless a greater one is stored (one transaction).
+
+        See :meth:`tradeloop.persistence.journal.Journal.claim`. Creates ``NAME_fence`` if missing.
+        """
+        token = check_token(token)
+        self._writable()
+        self._call(self._claim(token))
 
     def last_seq(self) -> int:
         """The last appended seq (committed or buffered); 0 when empty."""
@@ -547,38 +574,13 @@ class PostgresJournal(JournalBase):
             self._stopped = True
             self._shutdown()
         if error is None and self._failure is not None and self._last > self._committed:
-            error = JournalError(f"{self._failure} ({self._last - self._committed} records not committed)")
+            error = self._failed(f"({self._last - self._committed} records not committed)")
         if error is not None:
             raise error
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"last_seq={self._last}, committed={self._committed}"
         return f"PostgresJournal({self.url!r}, {state})"
-
-
-class _Sql:
-    """The statements of one journal (table names are validated identifiers, quoted anyway)."""
-
-    def __init__(self, records: str, snapshots: str) -> None:
-        r, s = f'"{records}"', f'"{snapshots}"'
-        self.create = (
-            f"CREATE TABLE {r} (seq bigint PRIMARY KEY, ts bigint NOT NULL, kind text NOT NULL, "
-            "payload bytea NOT NULL, crc bigint NOT NULL)",
-            f"COMMENT ON TABLE {r} IS '{TABLE_COMMENT}'",
-            f"CREATE TABLE {s} (id bigserial PRIMARY KEY, seq bigint NOT NULL, ts bigint NOT NULL, "
-            "payload bytea NOT NULL, crc bigint NOT NULL)",
-            f"COMMENT ON TABLE {s} IS '{TABLE_COMMENT}'",
-        )
-        self.insert = f"INSERT INTO {r} (seq, ts, kind, payload, crc) VALUES ($1, $2, $3, $4, $5)"
-        self.bounds = f"SELECT min(seq), max(seq) FROM {r}"
-        self.select = f"SELECT seq, ts, kind, payload, crc FROM {r} WHERE seq >= $1 AND seq <= $2 ORDER BY seq LIMIT $3"
-        self.select_last = f"SELECT seq, ts, kind, payload, crc FROM {r} ORDER BY seq DESC LIMIT 1"
-        self.delete_seq = f"DELETE FROM {r} WHERE seq = $1"
-        self.insert_snapshot = f"INSERT INTO {s} (seq, ts, payload, crc) VALUES ($1, $2, $3, $4)"
-        self.prune_snapshots = (
-            f"DELETE FROM {s} WHERE id NOT IN (SELECT id FROM {s} ORDER BY id DESC LIMIT {SNAPSHOTS_KEPT})"
-        )
-        self.select_snapshots = f"SELECT seq, ts, payload, crc FROM {s} ORDER BY id DESC"
 
 
 _encode = msgspec.msgpack.Encoder().encode

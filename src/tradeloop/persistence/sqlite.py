@@ -1,9 +1,7 @@
 """The SQLite journal: the default backend, embedded, nothing to start.
 
-Two tables::
-
-    journal(seq INTEGER PRIMARY KEY, ts INTEGER, kind TEXT, payload BLOB, crc INTEGER)
-    snapshots(id INTEGER PRIMARY KEY, seq INTEGER, ts INTEGER, payload BLOB, crc INTEGER)
+Tables ``journal`` and ``snapshots``, and ``fence`` once the journal is claimed (the format is in
+:mod:`tradeloop.persistence.sqlite_format`).
 
 Writes:
 
@@ -28,7 +26,14 @@ Writes:
   ``synchronous`` and has a :class:`~tradeloop.persistence.walsync.WalSyncer` fsync the WAL in the
   background; :meth:`SQLiteJournal.durable_seq` says how far that got. An engine that holds each
   send until ``durable_seq()`` covers its intent keeps "intent durable before send" with one fsync
-  for all the intents appended while the previous fsync ran.
+  for all the intents appended while the previous fsync ran. A sync requested while the previous
+  one ran starts at the opening thread's next ``request_durable``, ``durable_seq``, ``wait_durable``
+  or ``flush_if_due`` (the connection is that thread's; from any other thread ``durable_seq`` only
+  reads). Durable-progress listeners are called on the syncer's thread after each fsync, and on the
+  caller's after a durable commit (``append_durable``, ``flush(durable=True)``, snapshot, claim).
+* Fencing: :meth:`SQLiteJournal.claim` writes the ``fence`` row in a durable transaction; a claimed
+  journal reads it inside each write transaction. ``BEGIN IMMEDIATE`` takes the file's write lock
+  first, so another connection's claim comes wholly before a commit (and refuses it) or after it.
 
 Crash safety of the tail: a transaction is all or nothing, so a row is never torn. What a crash can
 tear is the last frame of the WAL file; SQLite's frame checksums make it ignore that frame (and the
@@ -42,9 +47,8 @@ to rollback-journal mode: what remains is one self-contained file, and the same 
 the same way give the same file bytes. Opening a closed journal only to read it (replay, digest)
 writes nothing, so its bytes do not change.
 
-Opening an existing journal continues its seq. The file is marked with an ``application_id`` so
-that a foreign SQLite file is refused rather than written into. Journals written before snapshots
-existed (schema v1) get their ``snapshots`` table at the first :meth:`SQLiteJournal.save_snapshot`.
+Opening an existing journal continues its seq; a foreign SQLite file is refused. Journals of schema v1
+get their ``snapshots`` table at the first :meth:`SQLiteJournal.save_snapshot`.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ import contextlib
 import math
 import sqlite3
 import struct
+import threading
 import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -62,49 +67,26 @@ from typing import Final
 import msgspec
 
 from tradeloop.core.failpoints import failpoint
+from tradeloop.persistence import sqlite_format as fmt
 from tradeloop.persistence.codec import KIND_OF, JournalCorruptError, JournalError, JournalRecord, Row, kind_of
 from tradeloop.persistence.journal import (
     DEFAULT_MAX_DELAY_S,
-    SNAPSHOTS_KEPT,
     JournalBase,
     SnapshotRow,
     StrPath,
+    check_token,
     log,
 )
 from tradeloop.persistence.walsync import WalSyncer
 
-APPLICATION_ID: Final[int] = 0x544C4A4E
-"""``PRAGMA application_id`` of a tradeloop journal ("TLJN")."""
-SCHEMA_VERSION: Final[int] = 2
-"""``PRAGMA user_version`` of the current table layout (1: no snapshots table yet)."""
 DEFAULT_BATCH_SIZE: Final[int] = 8192
 """Records per batch commit."""
 SYNC_MODES: Final[tuple[str, ...]] = ("OFF", "NORMAL", "FULL", "EXTRA")
 
 _READ_PAGE: Final[int] = 8192
-_CREATE: Final[str] = (
-    "CREATE TABLE journal ("
-    "seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL, kind TEXT NOT NULL, payload BLOB NOT NULL, crc INTEGER NOT NULL)"
-)
-_CREATE_SNAPSHOTS: Final[str] = (
-    "CREATE TABLE snapshots ("
-    "id INTEGER PRIMARY KEY, seq INTEGER NOT NULL, ts INTEGER NOT NULL, payload BLOB NOT NULL, crc INTEGER NOT NULL)"
-)
-_INSERT: Final[str] = "INSERT INTO journal (seq, ts, kind, payload, crc) VALUES (?, ?, ?, ?, ?)"
-_SELECT: Final[str] = "SELECT seq, ts, kind, payload, crc FROM journal WHERE seq >= ? AND seq <= ? ORDER BY seq LIMIT ?"
-_SELECT_LAST: Final[str] = "SELECT seq, ts, kind, payload, crc FROM journal ORDER BY seq DESC LIMIT 1"
-_INSERT_SNAPSHOT: Final[str] = "INSERT INTO snapshots (seq, ts, payload, crc) VALUES (?, ?, ?, ?)"
-_PRUNE_SNAPSHOTS: Final[str] = (
-    f"DELETE FROM snapshots WHERE id NOT IN (SELECT id FROM snapshots ORDER BY id DESC LIMIT {SNAPSHOTS_KEPT})"
-)
-_SELECT_SNAPSHOTS: Final[str] = "SELECT seq, ts, payload, crc FROM snapshots ORDER BY id DESC"
 _CRC_HEAD: Final = struct.Struct("<Qq")
 _DUE_STRIDE_MASK: Final[int] = 63
 """``append`` looks at the clock when the buffer length is a multiple of 64 (cheap, and often enough)."""
-_WAL_HEADER: Final = struct.Struct(">IIII")
-_WAL_MAGIC: Final = frozenset({0x377F0682, 0x377F0683})
-_WAL_HEADER_SIZE: Final[int] = 32
-_WAL_FRAME_HEADER_SIZE: Final[int] = 24
 
 
 def _sync_mode(value: str, name: str) -> str:
@@ -124,8 +106,10 @@ class SQLiteJournal(JournalBase):
     :param readonly: open an existing journal for reading only (appends raise, the file is not touched).
     :param max_delay_s: longest wait of a buffered record for its commit (see the module docstring).
 
-    Single-threaded, single writer. A second writer on the same file is detected at its first
-    commit (the seq it wants is taken) and gets a :class:`~tradeloop.persistence.codec.JournalError`.
+    Single-threaded (the thread that opened it), single writer. A second writer on the same file is
+    detected at its first commit (the seq it wants is taken) and gets a
+    :class:`~tradeloop.persistence.codec.JournalError`; after a :meth:`claim` by a newer owner, a stale
+    writer gets :class:`~tradeloop.persistence.codec.JournalFenced` before it writes anything.
     """
 
     def __init__(
@@ -150,13 +134,15 @@ class SQLiteJournal(JournalBase):
         self._sync = _sync_mode(synchronous, "synchronous")
         self._durable_sync = _sync_mode(durable_synchronous, "durable_synchronous")
         self._readonly = readonly
+        self._stopped = readonly
+        self._owner = threading.get_ident()
         self._buffer: list[Row] = []
         self._wal = False
         self._has_snapshots = False
         self._max_delay_ns = int(max_delay_s * 1e9)
         self._due_ns = monotonic_ns() + self._max_delay_ns
         self._encode = msgspec.msgpack.Encoder().encode
-        self.torn_wal_bytes = self._check_wal_tail()
+        self.torn_wal_bytes = fmt.torn_wal_tail(self.path.with_name(self.path.name + "-wal"))
         """Bytes of a torn last WAL frame found at open (SQLite ignores them); 0 if none."""
         self._conn = self._connect()
         try:
@@ -171,34 +157,6 @@ class SQLiteJournal(JournalBase):
         self._syncer: WalSyncer | None = None
 
     # -- opening ------------------------------------------------------------------------------
-    def _check_wal_tail(self) -> int:
-        """Warn about a torn WAL tail (size not header + whole frames); returns the torn bytes."""
-        wal = self.path.with_name(self.path.name + "-wal")
-        try:
-            size = wal.stat().st_size
-            if size == 0:
-                return 0
-            with open(wal, "rb") as f:
-                header = f.read(_WAL_HEADER_SIZE)
-        except OSError:
-            return 0
-        if len(header) < _WAL_HEADER_SIZE:
-            torn = size
-        else:
-            magic, _version, page_size, _ckpt = _WAL_HEADER.unpack_from(header)
-            if magic not in _WAL_MAGIC or page_size < 512:
-                log.warning("WAL file has no valid header; SQLite ignores it", file=str(wal), size=size)
-                return 0
-            torn = (size - _WAL_HEADER_SIZE) % (_WAL_FRAME_HEADER_SIZE + page_size)
-        if torn:
-            log.warning(
-                "torn WAL tail: SQLite drops the partial frame and its transaction",
-                file=str(wal),
-                bytes_dropped=torn,
-                wal_size=size,
-            )
-        return torn
-
     def _connect(self) -> sqlite3.Connection:
         if self._readonly:
             if not self.path.exists():
@@ -230,18 +188,18 @@ class SQLiteJournal(JournalBase):
                 raise JournalError(f"{self.path}: empty database, not a journal")
             self._ensure_wal()
             conn.execute("BEGIN IMMEDIATE")
-            conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
-            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            conn.execute(_CREATE)
-            conn.execute(_CREATE_SNAPSHOTS)
+            conn.execute(f"PRAGMA application_id={fmt.APPLICATION_ID}")
+            conn.execute(f"PRAGMA user_version={fmt.SCHEMA_VERSION}")
+            conn.execute(fmt.CREATE_JOURNAL)
+            conn.execute(fmt.CREATE_SNAPSHOTS)
             conn.execute("COMMIT")
             self._has_snapshots = True
             return 0
-        if app_id != APPLICATION_ID or "journal" not in tables:
+        if app_id != fmt.APPLICATION_ID or "journal" not in tables:
             raise JournalError(f"{self.path}: not a tradeloop journal (application_id {app_id:#x})")
-        if version > SCHEMA_VERSION:
+        if version > fmt.SCHEMA_VERSION:
             raise JournalError(
-                f"{self.path}: journal schema v{version} is newer than this tradeloop (v{SCHEMA_VERSION})"
+                f"{self.path}: journal schema v{version} is newer than this tradeloop (v{fmt.SCHEMA_VERSION})"
             )
         self._has_snapshots = "snapshots" in tables
         # Two queries: SQLite answers a lone min() or max() from the b-tree edge, a pair by a full scan.
@@ -257,7 +215,7 @@ class SQLiteJournal(JournalBase):
         """Drop (delete, or hide when read-only) a last record whose CRC fails, with a warning."""
         if self._committed == 0:
             return
-        row: Row = self._conn.execute(_SELECT_LAST).fetchone()
+        row: Row = self._conn.execute(fmt.SELECT_LAST).fetchone()
         problem = self._tail_problem(row)
         if problem is None:
             return
@@ -286,13 +244,15 @@ class SQLiteJournal(JournalBase):
     def _writable(self) -> None:
         if self._closed:
             raise JournalError(f"journal {self.path} is closed")
+        if self._failure is not None:
+            raise self._failed()
         if self._readonly:
             raise JournalError(f"journal {self.path} is open read-only")
 
     def append(self, record: JournalRecord) -> int:
         """Encode and buffer ``record``; commits when the batch is full. Returns its seq."""
         # The hot path: everything inlined (this runs for every event of a backtest).
-        if self._closed or self._readonly:
+        if self._stopped:
             self._writable()
         kind = KIND_OF.get(type(record))
         if kind is None:
@@ -357,15 +317,18 @@ class SQLiteJournal(JournalBase):
         if self._buffer and monotonic_ns() + int(period_s * 1e9) >= self._due_ns:
             self._writable()
             self._commit(durable=False)
-        elif self._closed:
+        elif self._closed or self._failure is not None:
             self._writable()
+        if self._syncer is not None and self._want > self._durable:
+            self.durable_seq()  # starts a sync requested while the previous one ran, if nothing else did
 
     def request_durable(self) -> int:
         """Ask for every record appended so far to be made durable, without waiting; returns the last seq.
 
         Commits the buffer now (under ``synchronous``, no fsync) unless a background fsync is running,
         in which case the commit and the next fsync follow as soon as it ends (driven by the next
-        :meth:`request_durable`, :meth:`durable_seq` or :meth:`wait_durable`). Hold a send until
+        :meth:`request_durable`, :meth:`durable_seq`, :meth:`wait_durable` or :meth:`flush_if_due`
+        on this thread). Hold a send until
         ``durable_seq()`` reaches the seq of its intent.
         """
         self._writable()
@@ -379,7 +342,11 @@ class SQLiteJournal(JournalBase):
         if syncer is not None:
             if syncer.error is not None:
                 raise JournalError(f"journal {self.path}: fsync of the WAL failed: {syncer.error}")
-            if self._want > max(self._durable, syncer.durable) and not syncer.busy:
+            if (
+                self._want > max(self._durable, syncer.durable)
+                and not syncer.busy
+                and threading.get_ident() == self._owner  # a listener on the syncer's thread only reads
+            ):
                 self._writable()
                 self._advance_sync()
             return max(self._durable, syncer.durable)
@@ -416,10 +383,69 @@ class SQLiteJournal(JournalBase):
         if syncer is None:
             if not self._wal:
                 self._ensure_wal()
-            syncer = self._syncer = WalSyncer(self.path.with_name(self.path.name + "-wal"))
+            syncer = self._syncer = WalSyncer(self.path.with_name(self.path.name + "-wal"), self._synced)
         elif syncer.error is not None:
             raise JournalError(f"journal {self.path}: fsync of the WAL failed: {syncer.error}")
         syncer.submit(self._committed)
+
+    def _synced(self, seq: int) -> None:
+        """The syncer made every commit up to ``seq`` durable (called on its thread)."""
+        if self._durable_listeners.listeners:
+            self._durable_listeners.advanced(max(self._durable, seq))
+
+    def _durable_committed(self) -> None:
+        """A commit under ``durable_synchronous`` (which syncs the whole WAL) just ended."""
+        self._durable = self._committed
+        if self._durable_listeners.listeners:
+            self._durable_listeners.advanced(self._durable)
+
+    @contextlib.contextmanager
+    def _durable_transaction(self) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction under ``durable_synchronous``, rolled back if the body raises."""
+        conn = self._conn
+        if not self._wal:
+            self._ensure_wal()
+        switch_sync = self._durable_sync != self._sync
+        if switch_sync:
+            conn.execute(f"PRAGMA synchronous={self._durable_sync}")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
+        finally:
+            if switch_sync:
+                conn.execute(f"PRAGMA synchronous={self._sync}")
+
+    def _check_fence(self, action: str) -> None:
+        """Inside a write transaction of a claimed journal: raise if a newer owner claimed it."""
+        row = self._conn.execute(fmt.SELECT_FENCE).fetchone()
+        owner = row[0] if row is not None else 0
+        if owner != self._fence:
+            raise self._fenced(owner, action)
+
+    def claim(self, token: int) -> None:
+        """Store ``token`` as the journal's owner token unless a greater one is stored (one durable transaction).
+
+        See :meth:`tradeloop.persistence.journal.Journal.claim`.
+        """
+        token = check_token(token)
+        self._writable()
+        with self._durable_transaction() as conn:
+            conn.execute(fmt.CREATE_FENCE)
+            row = conn.execute(fmt.SELECT_FENCE).fetchone()
+            owner = row[0] if row is not None else 0
+            if owner > token:
+                raise self._claim_refused(token, owner)
+            (stored_last,) = conn.execute("SELECT max(seq) FROM journal").fetchone()
+            committed = self._caught_up(stored_last or 0, self._committed, self._last)
+            conn.execute(fmt.STORE_FENCE, (token,))
+        self._fence = token
+        if committed != self._committed:
+            self._committed = self._last = self._want = committed
+        self._durable_committed()
 
     def save_snapshot(self, seq: int, ts: int, payload: bytes) -> None:
         """Commit the buffer, then store the snapshot and prune old ones in one durable transaction.
@@ -430,28 +456,17 @@ class SQLiteJournal(JournalBase):
         self._writable()
         row = self._check_snapshot(seq, ts, payload)
         self._commit(durable=False)
-        conn = self._conn
-        if not self._wal:
-            self._ensure_wal()
-        switch_sync = self._durable_sync != self._sync
-        if switch_sync:
-            conn.execute(f"PRAGMA synchronous={self._durable_sync}")
-        try:
-            conn.execute("BEGIN IMMEDIATE")
+        with self._durable_transaction() as conn:
+            if self._fence is not None:
+                self._check_fence(f"snapshot at seq {seq}")
             if not self._has_snapshots:
-                conn.execute(_CREATE_SNAPSHOTS)
-                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            conn.execute(_INSERT_SNAPSHOT, row)
-            conn.execute(_PRUNE_SNAPSHOTS)
+                conn.execute(fmt.CREATE_SNAPSHOTS)
+                conn.execute(f"PRAGMA user_version={fmt.SCHEMA_VERSION}")
+            conn.execute(fmt.INSERT_SNAPSHOT, row)
+            conn.execute(fmt.PRUNE_SNAPSHOTS)
             failpoint("journal.snapshot")
-            conn.execute("COMMIT")
-        except BaseException:
-            self._rollback()
-            raise
-        finally:
-            if switch_sync:
-                conn.execute(f"PRAGMA synchronous={self._sync}")
         self._has_snapshots = True
+        self._durable_committed()
 
     def _commit(self, *, durable: bool, count: int | None = None) -> None:
         """Commit the first ``count`` buffered rows (all by default) in one transaction."""
@@ -467,7 +482,9 @@ class SQLiteJournal(JournalBase):
             conn.execute(f"PRAGMA synchronous={self._durable_sync}")
         try:
             conn.execute("BEGIN IMMEDIATE")
-            conn.executemany(_INSERT, rows)
+            if self._fence is not None:
+                self._check_fence(f"commit of seq {rows[0][0]}..{rows[-1][0]}")
+            conn.executemany(fmt.INSERT_RECORD, rows)
             conn.execute("COMMIT")
         except sqlite3.IntegrityError:
             self._rollback()
@@ -481,13 +498,13 @@ class SQLiteJournal(JournalBase):
             if switch_sync:
                 conn.execute(f"PRAGMA synchronous={self._sync}")
         self._committed = rows[-1][0]
-        if durable:
-            self._durable = self._committed
         self._due_ns = monotonic_ns() + self._max_delay_ns
         if rows is buffer:
             buffer.clear()
         else:
             del buffer[: len(rows)]
+        if durable:
+            self._durable_committed()
 
     def _ensure_wal(self) -> None:
         mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
@@ -521,7 +538,9 @@ class SQLiteJournal(JournalBase):
         nxt = from_seq
         while nxt <= to_seq:
             if nxt <= self._committed:
-                rows: list[Row] = conn.execute(_SELECT, (nxt, min(to_seq, self._committed), _READ_PAGE)).fetchall()
+                rows: list[Row] = conn.execute(
+                    fmt.SELECT_RECORDS, (nxt, min(to_seq, self._committed), _READ_PAGE)
+                ).fetchall()
                 if not rows:
                     return
                 yield from rows
@@ -537,7 +556,7 @@ class SQLiteJournal(JournalBase):
     def _snapshot_rows(self) -> Iterator[SnapshotRow]:
         if not self._has_snapshots:
             return iter(())
-        rows: list[SnapshotRow] = self._conn.execute(_SELECT_SNAPSHOTS).fetchall()
+        rows: list[SnapshotRow] = self._conn.execute(fmt.SELECT_SNAPSHOTS).fetchall()
         return iter(rows)
 
     def _describe(self) -> str:
@@ -546,6 +565,9 @@ class SQLiteJournal(JournalBase):
     # -- closing ------------------------------------------------------------------------------
     def close(self) -> None:
         """Commit the buffer, checkpoint and drop the WAL, and close the file. Idempotent.
+
+        A fenced journal (or one whose commit failed) writes nothing: its buffered records are
+        dropped and the failure is raised once more, naming how many, after the file is closed.
 
         Leaves one self-contained file in rollback-journal mode (untouched if nothing was written).
         If another connection still has the database open the WAL cannot be removed; the file then
@@ -557,7 +579,7 @@ class SQLiteJournal(JournalBase):
         try:
             if self._syncer is not None:
                 self._syncer.close()
-            if not self._readonly:
+            if not self._readonly and self._failure is None:
                 self._commit(durable=False)
                 # Also when this connection wrote nothing but found a WAL (left by a crashed writer).
                 if self._wal or str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
@@ -566,7 +588,10 @@ class SQLiteJournal(JournalBase):
                         conn.execute("PRAGMA journal_mode=DELETE").fetchall()
         finally:
             self._closed = True
+            self._stopped = True
             conn.close()
+        if self._failure is not None and self._buffer:
+            raise self._failed(f"({len(self._buffer)} records not written)")
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"last_seq={self._last}, pending={len(self._buffer)}"

@@ -11,20 +11,25 @@ A checkpoint copies WAL frames into the database file and syncs both itself, and
 reuses the same file, so syncing the WAL's file descriptor always covers every committed frame
 written before the sync began. A failed fsync is final (the kernel may have dropped the dirty
 pages): the syncer reports it and makes nothing durable after it.
+
+After each fsync the syncer calls ``on_durable(seq)`` on its own thread, with no lock held (the
+journal's durable-progress listeners hang off it).
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 
 class WalSyncer:
     """Fsyncs one WAL file on request, in a thread of its own; see the module docstring."""
 
-    def __init__(self, wal_path: Path) -> None:
+    def __init__(self, wal_path: Path, on_durable: Callable[[int], None] | None = None) -> None:
         self.path = wal_path
+        self._on_durable = on_durable
         self._fd = os.open(wal_path, os.O_RDONLY)
         self._cond = threading.Condition()
         self._target = 0
@@ -86,6 +91,8 @@ class WalSyncer:
                 cond.notify_all()
             if error is not None:
                 return
+            if self._on_durable is not None:
+                self._on_durable(self._durable)
 
     def close(self) -> None:
         """Finish the running sync, stop the thread and close the file descriptor. Idempotent."""

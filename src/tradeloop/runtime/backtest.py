@@ -9,6 +9,7 @@ timers fire in (time, creation order), so a run is byte-for-byte repeatable, jou
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ from tradeloop.strategies.base import Strategy, StrategyContext
 from tradeloop.strategies.loader import load_strategy_class
 from tradeloop.trading.breakers import CircuitBreakers
 from tradeloop.trading.execution import ExecutionEngine, GatedCommand, SendGate
+from tradeloop.trading.intent_barrier import IntentBarrier
 from tradeloop.trading.oms import OrderManager
 from tradeloop.trading.portfolio import Portfolio
 from tradeloop.trading.recovery import RecoveredState, capture_state
@@ -154,6 +156,10 @@ class BacktestEngine:
                 v, venue_instruments, section.sim.venue_config(), self.clock, self._noop, section.balances_fixed()
             )
             clients[v] = SimExecutionClient(self.venues[v], self.clock, self._on_venue_event)
+        # Orders to a real venue leave only once their intents are on disk: held by the intent barrier
+        # (group commit) on a live loop, else synced inline by the OMS.
+        durable = bool(external) and config.journal.durability == "intent"
+        self.intent_barrier = _intent_barrier(self.journal) if durable and isinstance(self.clock, LiveClock) else None
         self.execution = ExecutionEngine(
             self.clock,
             clients,
@@ -161,6 +167,7 @@ class BacktestEngine:
             self._on_sending,
             gate=send_gate,
             on_refused=self._on_send_refused if send_gate is not None else None,
+            barrier=self.intent_barrier,
         )
         self.risk = RiskEngine(
             config.risk,
@@ -180,8 +187,7 @@ class BacktestEngine:
             execution=self.execution,
             journal=self.journal,
             request_timeout_ns=config.request_timeout_ms * 1_000_000,
-            # Only orders to a real venue need their intents on disk before they leave.
-            durable_intents=bool(external) and config.journal.durability == "intent",
+            durable_intents=durable and self.intent_barrier is None,
         )
         strategy_cls = load_strategy_class(strategy_spec or config.strategy.name)
         params = dict(config.strategy.params)
@@ -471,6 +477,15 @@ class BacktestEngine:
         if progress is not None:
             progress(n, last_ts)
         return self.stats
+
+
+def _intent_barrier(journal: Journal) -> IntentBarrier | None:
+    """The barrier on the running loop (``None`` outside one: intents are then synced inline)."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+    return IntentBarrier(journal, loop)
 
 
 def _deliver(fn: Callable[[MarketData], None], item: MarketData) -> Callable[[], None]:

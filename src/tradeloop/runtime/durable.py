@@ -35,12 +35,23 @@ _FLUSH_TIMER = "journal.flush"
 _SNAPSHOT_TIMER = "journal.snapshot"
 
 
-def open_session_journal(section: JournalSection, valuation: str) -> tuple[Journal, RecoveredState | None]:
-    """The session's journal and, when it already has records, the state they leave."""
+def open_session_journal(
+    section: JournalSection, valuation: str, *, claim: int | None = None
+) -> tuple[Journal, RecoveredState | None]:
+    """The session's journal and, when it already has records, the state they leave.
+
+    ``claim`` (a failover node's fencing token) makes this node the journal's writer before anything
+    is read: from then on a node holding an older token gets ``JournalFenced`` at its next commit."""
     try:
         journal = open_journal(section.path)
     except JournalError as exc:
         raise ConfigError(f"journal {section.path}: {exc}") from None
+    if claim is not None:
+        try:
+            journal.claim(claim)
+        except BaseException:
+            journal.close()
+            raise
     if journal.last_seq() == 0:
         return journal, None
     if not section.recover:

@@ -310,6 +310,7 @@ class FailoverNode:
             console=self.console,
             send_gate=self._gate if token is not None else None,
             id_epoch=token,
+            journal_claim=token,
         )
 
 

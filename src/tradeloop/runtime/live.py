@@ -164,6 +164,7 @@ class LiveSession:
         send_gate: SendGate | None = None,
         id_epoch: int | None = None,
         reconcile_only: bool = False,
+        journal_claim: int | None = None,
     ) -> None:
         if duration_s is not None and not duration_s > 0:
             raise ConfigError(f"duration must be positive, got {duration_s}")
@@ -183,6 +184,8 @@ class LiveSession:
         self.send_gate = send_gate
         self.id_epoch = id_epoch
         self.reconcile_only = reconcile_only
+        self.journal_claim = journal_claim
+        """A failover node's fencing token: the journal refuses the writes of older holders from the start."""
         """Recover and reconcile with the venues, write a snapshot and end: no market data, no strategy,
         every order left as it is."""
         if reconcile_only:
@@ -260,7 +263,9 @@ class LiveSession:
         helpers: list[asyncio.Task[None]] = []
         started_wall = time.perf_counter()
         try:
-            self.journal, self.recovered = open_session_journal(self.config.journal, self.config.valuation)
+            self.journal, self.recovered = open_session_journal(
+                self.config.journal, self.config.valuation, claim=self.journal_claim
+            )
             try:
                 self.budgets = await open_shared_budgets(self.config.redis)
             except SharedBudgetUnavailable as exc:
@@ -289,6 +294,8 @@ class LiveSession:
                 await asyncio.gather(task, return_exceptions=True)
             await self._close_all()
             await self._close_shared()
+            if self.engine is not None and self.engine.intent_barrier is not None:
+                self.engine.intent_barrier.close()
             self.clock.cancel_all()
             for sig in signals:
                 loop.remove_signal_handler(sig)

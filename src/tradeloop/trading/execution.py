@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Mapping
+from functools import partial
 
 import msgspec
 
 from tradeloop.core.clock import Clock
 from tradeloop.core.failpoints import failpoint
 from tradeloop.model.commands import AmendOrder, CancelAllOrders, CancelOrder, QueryOrder, SubmitOrder
+from tradeloop.trading.intent_barrier import IntentBarrier
 from tradeloop.venues.base import ExecutionClient
 
 
@@ -88,10 +90,12 @@ class ExecutionEngine:
         *,
         gate: SendGate | None = None,
         on_refused: Callable[[GatedCommand, str], None] | None = None,
+        barrier: IntentBarrier | None = None,
     ) -> None:
         """``gate`` is asked before each submit or amend leaves; one it stops goes to ``on_refused``
         (the OMS records it as denied) and never reaches the venue. ``on_sending`` is told of every
-        submit or amend about to leave; ``False`` drops it (an amend of an order that ended while it waited)."""
+        submit or amend about to leave; ``False`` drops it (an amend of an order that ended while it waited).
+        ``barrier`` (a live node's journal) holds each request until its intent is durable, in order."""
         if gate is not None and on_refused is None:
             raise ValueError("a send gate needs on_refused")
         self._clock = clock
@@ -99,6 +103,7 @@ class ExecutionEngine:
         self._on_sending = on_sending
         self._gate = gate
         self._on_refused = on_refused
+        self._barrier = barrier
         now = clock.now_ns()
         self._buckets = {
             venue: TokenBucket(
@@ -148,13 +153,11 @@ class ExecutionEngine:
     def _send(self, client: ExecutionClient, cmd: SubmitOrder | AmendOrder) -> None:
         if self._refused(cmd) or self._on_sending(cmd) is False:
             return
-        failpoint("send.before")  # the intent is durable, the bytes have not left
         self.sent += 1
-        if isinstance(cmd, SubmitOrder):
-            client.submit(cmd)
+        if self._barrier is None:
+            _deliver(client, cmd)
         else:
-            client.amend(cmd)
-        failpoint("send.after")  # sent (or handed to the client's sender), no reply yet
+            self._barrier.after_intent(lambda: _deliver(client, cmd))
 
     def _schedule_drain(self, venue: str) -> None:
         if venue in self._drain_scheduled:
@@ -187,7 +190,11 @@ class ExecutionEngine:
         if self._refused(cmd):
             return True
         self._buckets[venue].take_anyway(self._clock.now_ns())
-        self.client(venue).cancel(cmd)
+        client = self.client(venue)
+        if self._barrier is None:
+            client.cancel(cmd)
+        else:
+            self._barrier.in_order(lambda: client.cancel(cmd))
         return True
 
     def _refused(self, cmd: GatedCommand) -> bool:
@@ -220,8 +227,25 @@ class ExecutionEngine:
             return []
         for venue in venues:
             self._buckets[venue].take_anyway(self._clock.now_ns())
-            self.client(venue).cancel_all(cmd)
+            client = self.client(venue)
+            if self._barrier is None:
+                client.cancel_all(cmd)
+            else:
+                self._barrier.in_order(partial(client.cancel_all, cmd))
         return venues
 
     def query(self, cmd: QueryOrder) -> None:
-        self.client(cmd.instrument_id.venue).query(cmd)
+        client = self.client(cmd.instrument_id.venue)
+        if self._barrier is None:
+            client.query(cmd)
+        else:
+            self._barrier.in_order(lambda: client.query(cmd))
+
+
+def _deliver(client: ExecutionClient, cmd: SubmitOrder | AmendOrder) -> None:
+    failpoint("send.before")  # the intent is durable, the bytes have not left
+    if isinstance(cmd, SubmitOrder):
+        client.submit(cmd)
+    else:
+        client.amend(cmd)
+    failpoint("send.after")  # sent (or handed to the client's sender), no reply yet

@@ -9,16 +9,35 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 
 from tests.services import require_postgres, unique_name
-from tradeloop.persistence import Journal, MemoryJournal, PostgresJournal, SQLiteJournal
+from tradeloop.persistence import Journal, JournalRecord, MemoryJournal, PostgresJournal, SQLiteJournal
 
 KINDS = ("sqlite", "postgres", "memory")
 STORED = ("sqlite", "postgres")
+
+
+def memory_digest(records: list[JournalRecord]) -> str:
+    """The digest of a memory journal holding ``records``: what every backend's digest must equal."""
+    reference = MemoryJournal()
+    reference.append_many(records)
+    return reference.digest()
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 5.0) -> bool:
+    """Poll ``predicate`` every 10 ms until it is true; False if ``timeout`` seconds passed first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return bool(predicate())
 
 
 def flip_middle_byte(data: bytes) -> bytes:
@@ -49,6 +68,18 @@ class Backend:
         raise NotImplementedError
 
     def damage_newest_snapshot(self) -> None:
+        raise NotImplementedError
+
+    def outside_fence(self) -> int | None:
+        """The stored owner token, as another connection sees it (``None``: no fence table)."""
+        raise NotImplementedError
+
+    def child_opener(self, **options: Any) -> str:
+        """Python source that opens this journal in a child process (names from ``tradeloop.persistence``)."""
+        raise NotImplementedError
+
+    def watch_statements(self, journal: Journal, seen: Callable[[str], None]) -> None:
+        """Call ``seen(sql)`` for every statement ``journal`` sends to its database from now on."""
         raise NotImplementedError
 
     def cleanup(self) -> None:
@@ -86,6 +117,20 @@ class SQLiteBackend(Backend):
         ((sid, payload),) = self._query("SELECT id, payload FROM snapshots ORDER BY id DESC LIMIT 1")
         self._query("UPDATE snapshots SET payload = ? WHERE id = ?", flip_middle_byte(payload), sid)
 
+    def outside_fence(self) -> int | None:
+        if not self._query("SELECT name FROM sqlite_master WHERE name = 'fence'"):
+            return None
+        rows = self._query("SELECT token FROM fence WHERE id = 1")
+        return int(rows[0][0]) if rows else None
+
+    def child_opener(self, **options: Any) -> str:
+        extra = "".join(f", {key}={value!r}" for key, value in options.items())
+        return f"SQLiteJournal({str(self.path)!r}{extra})"
+
+    def watch_statements(self, journal: Journal, seen: Callable[[str], None]) -> None:
+        assert isinstance(journal, SQLiteJournal)
+        journal._conn.set_trace_callback(seen)
+
 
 class PostgresBackend(Backend):
     kind = "postgres"
@@ -96,6 +141,7 @@ class PostgresBackend(Backend):
         self.url = f"{self.server}?journal={self.name}"
         self.records = f"{self.name}_records"
         self.snapshots = f"{self.name}_snapshots"
+        self.fence = f"{self.name}_fence"
 
     def open(self, **options: Any) -> PostgresJournal:
         return PostgresJournal(self.url, **options)
@@ -126,8 +172,22 @@ class PostgresBackend(Backend):
         ((sid, payload),) = self.sql(f"SELECT id, payload FROM {self.snapshots} ORDER BY id DESC LIMIT 1")
         self.sql(f"UPDATE {self.snapshots} SET payload = $1 WHERE id = $2", flip_middle_byte(payload), sid)
 
+    def outside_fence(self) -> int | None:
+        if self.sql("SELECT to_regclass($1)", self.fence)[0][0] is None:
+            return None
+        rows = self.sql(f"SELECT token FROM {self.fence} WHERE id = 1")
+        return int(rows[0][0]) if rows else None
+
+    def child_opener(self, **options: Any) -> str:
+        extra = "".join(f", {key}={value!r}" for key, value in options.items())
+        return f"PostgresJournal({self.url!r}{extra})"
+
+    def watch_statements(self, journal: Journal, seen: Callable[[str], None]) -> None:
+        assert isinstance(journal, PostgresJournal)
+        journal._conn.add_query_logger(lambda logged: seen(logged.query))
+
     def cleanup(self) -> None:
-        self.sql(f"DROP TABLE IF EXISTS {self.records}, {self.snapshots}")
+        self.sql(f"DROP TABLE IF EXISTS {self.records}, {self.snapshots}, {self.fence}")
 
 
 class MemoryBackend(Backend):

@@ -1,7 +1,9 @@
 """The same journal tests against every backend: SQLite, PostgreSQL (a real server) and memory.
 
 PostgreSQL tests skip when no server answers (they fail under ``CI=true``); each uses tables of its
-own and drops them afterwards.
+own and drops them afterwards. The ``backend`` and ``stored`` fixtures are in ``conftest.py``;
+fencing and durable-progress listeners have files of their own (``test_fencing.py``,
+``test_durable_listener.py``).
 """
 
 from __future__ import annotations
@@ -12,12 +14,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.unit.persistence.backends import KINDS, STORED, Backend, PostgresBackend, make_backend
+from tests.unit.persistence.backends import Backend, PostgresBackend, make_backend, memory_digest, wait_until
 from tests.unit.persistence.records import BTC, T0, one_of_each, order_flow
 from tradeloop.model.events import MarkPrice
 from tradeloop.persistence import (
@@ -28,39 +29,6 @@ from tradeloop.persistence import (
     MemoryJournal,
     SnapshotRecord,
 )
-
-
-@pytest.fixture(params=KINDS)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    made = make_backend(request.param, tmp_path)
-    try:
-        yield made
-    finally:
-        made.cleanup()
-
-
-@pytest.fixture(params=STORED)
-def stored(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    made = make_backend(request.param, tmp_path)
-    try:
-        yield made
-    finally:
-        made.cleanup()
-
-
-def memory_digest(records: list) -> str:  # type: ignore[type-arg]
-    reference = MemoryJournal()
-    reference.append_many(records)
-    return reference.digest()
-
-
-def wait_until(predicate, timeout: float = 5.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return bool(predicate())
 
 
 # -- appending and reading ----------------------------------------------------------------------------

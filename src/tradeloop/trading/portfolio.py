@@ -48,19 +48,7 @@ class Portfolio:
         self._spot_by_base: dict[tuple[str, str], InstrumentId] = {}
         self._unopened: dict[InstrumentId, int] = {}
         for inst in sorted(self.instruments.values(), key=lambda i: (i.id.venue, i.id.symbol)):
-            if inst.quote != valuation:
-                raise PortfolioError(f"{inst.id}: quote {inst.quote} differs from valuation currency {valuation}")
-            self.positions[inst.id] = Position(inst.id)
-            if inst.kind is InstrumentKind.SPOT:
-                key = (inst.id.venue, inst.base)
-                if key in self._spot_by_base:
-                    raise PortfolioError(f"two spot instruments with base {inst.base} on {inst.id.venue}")
-                self._spot_by_base[key] = inst.id
-                held = self.balances.get(key, 0)
-                if held:
-                    # The holding is the position from the start; its cost is set at the first mark.
-                    self.positions[inst.id].qty = held
-                    self._unopened[inst.id] = held
+            self._open_position(inst)
         self.fill_count = 0
         self.initial_equity: int | None = None if self._unopened else self.equity()
 
@@ -104,21 +92,23 @@ class Portfolio:
         """Trade ``instrument`` from now on (flat; a spot base balance already held becomes its position)."""
         if instrument.id in self.instruments:
             return
-        if instrument.quote != self.valuation:
-            raise PortfolioError(
-                f"{instrument.id}: quote {instrument.quote} differs from valuation currency {self.valuation}"
-            )
+        self._open_position(instrument)
         self.instruments[instrument.id] = instrument
-        self.positions[instrument.id] = Position(instrument.id)
-        if instrument.kind is InstrumentKind.SPOT:
-            key = (instrument.id.venue, instrument.base)
+
+    def _open_position(self, inst: Instrument) -> None:
+        if inst.quote != self.valuation:
+            raise PortfolioError(f"{inst.id}: quote {inst.quote} differs from valuation currency {self.valuation}")
+        self.positions[inst.id] = Position(inst.id)
+        if inst.kind is InstrumentKind.SPOT:
+            key = (inst.id.venue, inst.base)
             if key in self._spot_by_base:
-                raise PortfolioError(f"two spot instruments with base {instrument.base} on {instrument.id.venue}")
-            self._spot_by_base[key] = instrument.id
+                raise PortfolioError(f"two spot instruments with base {inst.base} on {inst.id.venue}")
+            self._spot_by_base[key] = inst.id
             held = self.balances.get(key, 0)
             if held:
-                self.positions[instrument.id].qty = held
-                self._unopened[instrument.id] = held
+                # The holding is the position from the start; its cost is set at the first mark.
+                self.positions[inst.id].qty = held
+                self._unopened[inst.id] = held
 
     def correct_balance(self, venue: str, currency: str, total: int) -> None:
         """Set a balance to what the venue reports (a reconciliation's correction).

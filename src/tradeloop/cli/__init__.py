@@ -14,6 +14,7 @@ from tradeloop.cli.record import record
 from tradeloop.cli.replay import replay
 from tradeloop.cli.report import report
 from tradeloop.cli.simulate import simulate
+from tradeloop.cli.split import split
 
 app = typer.Typer(
     add_completion=False,
@@ -38,6 +39,7 @@ app.command()(replay)
 app.command()(kill)
 app.command()(resume)
 app.command()(simulate)
+app.command()(split)
 
 
 def _expand_data_args(args: list[str]) -> list[str]:

@@ -5,6 +5,7 @@ that restarted (so knows none of them)."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -207,3 +208,23 @@ def test_a_send_gate_stops_submits_and_amends_before_they_leave() -> None:
     assert order.status is OrderStatus.ACCEPTED and order.price == P("99.00")
     refused = engine.oms.order(blocked)
     assert refused is not None and refused.status is OrderStatus.DENIED
+
+
+def test_a_damaged_record_in_the_middle_stops_recovery_naming_it(tmp_path: Path) -> None:
+    import sqlite3
+
+    from tradeloop.persistence import SQLiteJournal
+    from tradeloop.runtime.config import JournalSection
+    from tradeloop.runtime.durable import open_session_journal
+
+    engine = _traded_engine()
+    path = tmp_path / "journal.sqlite"
+    journal = SQLiteJournal(path)
+    for _, _, record in engine.journal.read():
+        journal.append(record)
+    journal.close()
+    with sqlite3.connect(path) as db:
+        (payload,) = db.execute("SELECT payload FROM journal WHERE seq = 5").fetchone()
+        db.execute("UPDATE journal SET payload = ? WHERE seq = 5", (bytes([payload[0] ^ 0xFF]) + payload[1:],))
+    with pytest.raises(RecoveryError, match=r"seq 5"):
+        open_session_journal(JournalSection(path=str(path)), "USDT")

@@ -73,3 +73,18 @@ def test_a_balance_correction_moves_a_spot_position_and_keeps_pnl_what_trading_m
     assert p.balance("v", "USDT") == P("900")
     assert p.pnl() == pnl
     assert p.initial_equity is not None and p.equity() - p.initial_equity == p.pnl()
+
+
+def test_durable_state_settings_are_checked() -> None:
+    from tradeloop.core.config import ConfigError, decode_config
+    from tradeloop.runtime.config import JournalSection, RedisSection
+
+    section = decode_config({"path": "postgresql://u@h/db?journal=j", "snapshot_interval_s": 5}, JournalSection)
+    assert section.recover and section.snapshot_interval_s == 5
+    for bad in ({"snapshot_interval_s": 0}, {"flush_interval_s": 2}, {"recover": "yes"}, {"snapshots": 1}):
+        with pytest.raises(ConfigError):
+            decode_config(bad, JournalSection)
+    assert decode_config({"url": "env:REDIS_URL", "mirror": True}, RedisSection).mirror
+    for bad in ({"mirror": True}, {"shared_budgets": True}, {"url": "redis://h", "mirror_interval_ms": 0}, {"x": 1}):
+        with pytest.raises(ConfigError):
+            decode_config(bad, RedisSection)

@@ -33,6 +33,7 @@ from tradeloop.model.events import (
 )
 from tradeloop.model.identifiers import InstrumentId
 from tradeloop.model.order import IllegalTransition, Order
+from tradeloop.trading.oms import order_initialized
 from tradeloop.trading.state import OrderState, restore_order
 
 __all__ = ["OrderMirror"]
@@ -83,19 +84,7 @@ class OrderMirror:
         cid = cmd.client_order_id
         if not cid or cid in self.orders:
             return None
-        init = OrderInitialized(
-            ts=ts,
-            instrument_id=cmd.instrument_id,
-            client_order_id=cid,
-            strategy_id=cmd.strategy_id,
-            side=cmd.side,
-            qty=cmd.qty,
-            price=cmd.price,
-            order_type=cmd.order_type,
-            time_in_force=cmd.time_in_force,
-            post_only=cmd.post_only,
-            reduce_only=cmd.reduce_only,
-        )
+        init = order_initialized(cmd, cid, ts)
         order = Order(init)
         self.orders[cid] = order
         self._open[cid] = order

@@ -151,7 +151,7 @@ class ExecutionEngine:
         self._schedule_drain(venue)
 
     def _send(self, client: ExecutionClient, cmd: SubmitOrder | AmendOrder) -> None:
-        if self._refused(cmd) or self._on_sending(cmd) is False:
+        if (self._gate is not None and self._refused(cmd)) or self._on_sending(cmd) is False:
             return
         self.sent += 1
         if self._barrier is None:

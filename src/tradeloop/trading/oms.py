@@ -104,6 +104,23 @@ _RECOVERY_REQUEST: Final = {
 }
 
 
+def order_initialized(cmd: SubmitOrder, client_order_id: str, ts: int) -> OrderInitialized:
+    """The ``OrderInitialized`` a submit becomes (under ``client_order_id``, at ``ts``)."""
+    return OrderInitialized(
+        ts=ts,
+        instrument_id=cmd.instrument_id,
+        client_order_id=client_order_id,
+        strategy_id=cmd.strategy_id,
+        side=cmd.side,
+        qty=cmd.qty,
+        price=cmd.price,
+        order_type=cmd.order_type,
+        time_in_force=cmd.time_in_force,
+        post_only=cmd.post_only,
+        reduce_only=cmd.reduce_only,
+    )
+
+
 class OrderManager:
     """Owns every :class:`Order`; the single writer of order state."""
 
@@ -182,19 +199,7 @@ class OrderManager:
         if cmd.client_order_id != cid:
             cmd = msgspec.structs.replace(cmd, client_order_id=cid)
         self._journal.append(cmd)
-        init = OrderInitialized(
-            ts=self._clock.now_ns(),
-            instrument_id=cmd.instrument_id,
-            client_order_id=cid,
-            strategy_id=cmd.strategy_id,
-            side=cmd.side,
-            qty=cmd.qty,
-            price=cmd.price,
-            order_type=cmd.order_type,
-            time_in_force=cmd.time_in_force,
-            post_only=cmd.post_only,
-            reduce_only=cmd.reduce_only,
-        )
+        init = order_initialized(cmd, cid, self._clock.now_ns())
         order = Order(init)
         self.orders[cid] = order
         self._record(init, durable=True)

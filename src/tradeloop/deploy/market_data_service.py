@@ -22,7 +22,6 @@ from nats.aio.subscription import Subscription
 
 from tradeloop.core.bus import MessageBus
 from tradeloop.core.clock import LiveClock
-from tradeloop.core.config import ConfigError
 from tradeloop.core.logging import get_logger
 from tradeloop.data.book_manager import BookManager, MarketDataHub
 from tradeloop.deploy.codec import DecodeFailed, Progress, ResyncRequest, decode, encode, new_origin
@@ -31,7 +30,7 @@ from tradeloop.deploy.nats_link import CorePublisher, NatsLink
 from tradeloop.deploy.service import ServiceControl, serve_status
 from tradeloop.model.book import OrderBook
 from tradeloop.model.data import BookDeltas, MarketData
-from tradeloop.runtime.live_config import LiveConfig
+from tradeloop.runtime.live_config import LiveConfig, check_live_venues
 from tradeloop.runtime.venue_feed import BookRules, VenueMarketData
 
 __all__ = ["MarketDataService", "book_snapshot"]
@@ -65,11 +64,8 @@ class MarketDataService:
         duration_s: float | None = None,
         handle_signals: bool = True,
     ) -> None:
+        check_live_venues(config, endpoint)
         venues = config.live.venues
-        if not venues:
-            raise ConfigError("live: no venues configured; add a [live.venues.<venue>] section")
-        if endpoint is not None and len(venues) > 1:
-            raise ConfigError("--endpoint needs a single-venue config; set live.venues.<venue>.endpoint instead")
         self.config = config
         self.link = link
         self.control = ServiceControl("market-data", duration_s, handle_signals)

@@ -69,7 +69,7 @@ from tradeloop.model.events import (
     StrategyAlert,
 )
 from tradeloop.model.identifiers import InstrumentId
-from tradeloop.runtime.live_config import LiveConfig
+from tradeloop.runtime.live_config import LiveConfig, check_live_venues
 from tradeloop.runtime.venue_feed import BookRules, check_valuation
 from tradeloop.strategies.base import Strategy, StrategyContext
 from tradeloop.strategies.loader import load_strategy_class
@@ -112,11 +112,8 @@ class StrategyService:
         duration_s: float | None = None,
         handle_signals: bool = True,
     ) -> None:
+        check_live_venues(config, endpoint)
         venues = config.live.venues
-        if not venues:
-            raise ConfigError("live: no venues configured; add a [live.venues.<venue>] section")
-        if endpoint is not None and len(venues) > 1:
-            raise ConfigError("--endpoint needs a single-venue config; set live.venues.<venue>.endpoint instead")
         strategy_cls = load_strategy_class(strategy_spec or config.strategy.name)
         strategy_config = decode_config(dict(config.strategy.params), strategy_cls.config_type)
         self.config = config

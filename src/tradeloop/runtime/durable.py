@@ -19,6 +19,7 @@ from rich.console import Console
 from tradeloop.core.clock import LiveClock
 from tradeloop.core.config import ConfigError
 from tradeloop.core.logging import get_logger
+from tradeloop.model.enums import InstrumentKind
 from tradeloop.model.instrument import Instrument
 from tradeloop.persistence import JournalCorruptError, JournalError, open_journal
 from tradeloop.persistence.journal import Journal
@@ -98,7 +99,7 @@ def currencies_traded(instruments: list[Instrument]) -> dict[str, set[str]]:
     for inst in instruments:
         ccys = out.setdefault(inst.id.venue, set())
         ccys.add(inst.quote)
-        if inst.kind.value == "spot":
+        if inst.kind is InstrumentKind.SPOT:
             ccys.add(inst.base)
     return out
 

@@ -58,7 +58,7 @@ from tradeloop.ops.metrics import EngineMetrics
 from tradeloop.persistence.journal import Journal
 from tradeloop.runtime.backtest import BacktestEngine
 from tradeloop.runtime.durable import keep_journal, open_session_journal, reconcile, stop_journal_timers
-from tradeloop.runtime.live_config import LiveConfig
+from tradeloop.runtime.live_config import LiveConfig, check_live_venues
 from tradeloop.runtime.results import RunSummary
 from tradeloop.runtime.runner import BacktestRequest, MarketSource, build_summary
 from tradeloop.runtime.session_tasks import install_stop_signals, refresh_metrics, watch_loop_lag
@@ -168,11 +168,8 @@ class LiveSession:
     ) -> None:
         if duration_s is not None and not duration_s > 0:
             raise ConfigError(f"duration must be positive, got {duration_s}")
+        check_live_venues(config, endpoint)
         live = config.live
-        if not live.venues:
-            raise ConfigError("live: no venues configured; add a [live.venues.<venue>] section")
-        if endpoint is not None and len(live.venues) > 1:
-            raise ConfigError("--endpoint needs a single-venue config; set live.venues.<venue>.endpoint instead")
         self.config = config
         self.keep_orders = live.keep_orders if keep_orders is None else keep_orders
         self.duration_s = duration_s

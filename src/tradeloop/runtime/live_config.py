@@ -46,6 +46,7 @@ __all__ = [
     "LiveConfig",
     "LiveSection",
     "LiveVenueSection",
+    "check_live_venues",
     "load_live_config",
 ]
 
@@ -132,6 +133,15 @@ class LiveConfig(BacktestConfig, frozen=True, forbid_unknown_fields=True, kw_onl
     """A backtest config plus ``[live]``."""
 
     live: LiveSection = msgspec.field(default_factory=LiveSection)
+
+
+def check_live_venues(config: LiveConfig, endpoint: str | None) -> None:
+    """Refuse a config without venues, or ``--endpoint`` (one local simulator) with several venues."""
+    venues = config.live.venues
+    if not venues:
+        raise ConfigError("live: no venues configured; add a [live.venues.<venue>] section")
+    if endpoint is not None and len(venues) > 1:
+        raise ConfigError("--endpoint needs a single-venue config; set live.venues.<venue>.endpoint instead")
 
 
 def load_live_config(path: str | Path) -> LiveConfig:
